@@ -1,0 +1,1 @@
+"""cellfeed: cell updates from RabbitMQ, journaled, acknowledged after fsync, applied in batches."""

@@ -1,0 +1,1 @@
+"""Write-time rendering: canonical records to gated JSON pieces (see fastnova.store.layout)."""
