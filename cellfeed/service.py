@@ -1,0 +1,210 @@
+"""cellfeed as a service: open the store and the journal, replay, consume until told to stop.
+
+``run(options) -> exit code`` is the entry point for ``cellfeed run`` and for the fastnova master,
+which forks a process and calls it there (everything fork-sensitive is opened here, after fork).
+
+Exit codes: 0 stopped on request; 74 (EX_IOERR) the journal or the store failed, nothing more was
+acknowledged; 75 (EX_TEMPFAIL) another cellfeed holds this data dir's journal; 78 (EX_CONFIG) bad
+options or an incompatible store.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import socket
+import threading
+from dataclasses import dataclass, fields
+
+import pika
+from pika.adapters.select_connection import IOLoop
+
+from cellfeed import contract
+from cellfeed.applier import Applier, ApplierThread
+from cellfeed.consumer import FeedConsumer, Topology, Tuning
+from cellfeed.journal import (DEFAULT_SEGMENT_BYTES, Journal, JournalError, JournalFailed,
+                              JournalLocked)
+
+LOG = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_IOERR = 74
+EXIT_LOCKED = 75
+EXIT_CONFIG = 78
+
+DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_EXCHANGE = "fastnova.cell-updates"
+REPLAY_BATCH = 5000
+HOUSEKEEPING_SECONDS = 1.0
+
+
+def default_queue() -> str:
+    """One durable queue per API host, so every host gets every update."""
+    return "fastnova.feed." + socket.gethostname()
+
+
+@dataclass
+class Options:
+    data_dir: str
+    amqp_url: str = DEFAULT_URL
+    exchange: str = DEFAULT_EXCHANGE
+    queue: str = ""
+    prefetch: int = Tuning.prefetch
+    batch_size: int = Tuning.batch_size
+    batch_interval: float = Tuning.batch_interval
+    backoff_max: float = Tuning.backoff_max
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    apply_batch: int = 20000
+
+    @classmethod
+    def from_any(cls, obj) -> "Options":
+        """Accept an Options, a dict or an argparse Namespace (``amqp`` is read as amqp_url)."""
+        if isinstance(obj, cls):
+            return obj
+        data = dict(obj) if isinstance(obj, dict) else dict(vars(obj))
+        if "amqp" in data and data.get("amqp_url") is None:
+            data["amqp_url"] = data.pop("amqp")
+        known = {f.name for f in fields(cls)}
+        opts = cls(**{k: v for k, v in data.items() if k in known and v is not None})
+        opts.queue = opts.queue or default_queue()
+        return opts
+
+    def journal_dir(self) -> str:
+        return os.path.join(self.data_dir, "feed-journal")
+
+
+def run(options) -> int:
+    """Run the feed until SIGTERM/SIGINT (0) or a fatal error (non-zero).  Blocking."""
+    return FeedService(Options.from_any(options)).run()
+
+
+class FeedService:
+    def __init__(self, opts: Options):
+        self.opts = opts
+        self.writer = self.journal = self.applier = self.thread = self.consumer = None
+        self.ioloop = None
+        self.store_error: BaseException | None = None
+
+    def run(self) -> int:
+        try:
+            self._open()
+        except JournalLocked as exc:
+            LOG.error("cellfeed: %s", exc)
+            return EXIT_LOCKED
+        except (JournalError, OSError) as exc:
+            LOG.critical("cellfeed: FATAL: cannot open the journal or the store: %s", exc)
+            return EXIT_IOERR
+        except RuntimeError as exc:   # the writer refuses a store of another schema
+            LOG.critical("cellfeed: FATAL: %s", exc)
+            return EXIT_CONFIG
+        try:
+            return self._serve()
+        finally:
+            self._close()
+
+    # -- start: store, journal, replay --------------------------------------------------------
+
+    def _open(self):
+        # Imported here: the store's writer pulls in the views, which the publisher never needs.
+        from fastnova.store.writer import StoreWriter
+        os.makedirs(self.opts.data_dir, exist_ok=True)
+        self.writer = StoreWriter(self.opts.data_dir)
+        self.applier = Applier(self.writer)
+        position = self.applier.stats.position
+        self.journal = Journal(self.opts.journal_dir(), applied=position,
+                               segment_bytes=self.opts.segment_bytes)
+        self._replay(position)
+        self.journal.trim(self.applier.stats.position)
+
+    def _replay(self, position: int):
+        """Apply journaled entries the store has not got yet (acked before a crash)."""
+        batch, count = [], 0
+        for lsn, payload in self.journal.read_from(position):
+            batch.append((lsn, self._decode_journaled(lsn, payload)))
+            if len(batch) >= REPLAY_BATCH:
+                self.applier.apply(batch)
+                count, batch = count + len(batch), []
+        if batch:
+            self.applier.apply(batch)
+            count += len(batch)
+        if count:
+            LOG.info("cellfeed: replayed %d journal entries after position %d", count, position)
+
+    @staticmethod
+    def _decode_journaled(lsn: int, payload: bytes) -> list:
+        try:
+            return contract.decode(payload)
+        except contract.ContractError as exc:
+            # It passed when it was received; only a contract change can get here.
+            LOG.error("cellfeed: journal entry %d no longer decodes (%s); skipped", lsn, exc)
+            return []
+
+    # -- steady state -------------------------------------------------------------------------
+
+    def _serve(self) -> int:
+        opts = self.opts
+        self.ioloop = IOLoop()
+        self.thread = ApplierThread(self.applier, self._on_store_failure,
+                                    max_batch=opts.apply_batch)
+        tuning = Tuning(prefetch=opts.prefetch, batch_size=opts.batch_size,
+                        batch_interval=opts.batch_interval, backoff_max=opts.backoff_max)
+        topology = Topology(exchange=opts.exchange, queue=opts.queue)
+        self.consumer = FeedConsumer(pika.URLParameters(opts.amqp_url), topology, self.journal,
+                                     self.thread.submit, self.ioloop, tuning,
+                                     on_stopped=self.ioloop.stop)
+        self.thread.start()
+        restore = self._install_signals()
+        self.ioloop.add_callback(self.consumer.start)
+        self.ioloop.call_later(HOUSEKEEPING_SECONDS, self._housekeeping)
+        try:
+            self.ioloop.start()
+        finally:
+            restore()
+        return self._finish()
+
+    def _finish(self) -> int:
+        stopped = self.thread.stop(timeout=60)
+        fatal = self.consumer.fatal or self.store_error or self.thread.error
+        if fatal is not None:
+            LOG.critical("cellfeed: stopped after a durability failure: %s", fatal)
+            return EXIT_IOERR
+        if not stopped:
+            LOG.critical("cellfeed: the applier did not finish within 60 s")
+            return EXIT_IOERR
+        self.journal.trim(self.applier.stats.position)
+        LOG.info("cellfeed: stopped; applied position %d", self.applier.stats.position)
+        return EXIT_OK
+
+    def _on_store_failure(self, exc: BaseException):
+        """Called on the applier thread: hand the failure to the I/O loop, which stops."""
+        self.store_error = exc
+        LOG.critical("cellfeed: FATAL: the store write failed: %r", exc)
+        self.ioloop.add_callback_threadsafe(functools.partial(self.consumer.abort, exc))
+
+    def _housekeeping(self):
+        if isinstance(self.consumer.fatal, JournalFailed):
+            return
+        try:
+            self.journal.trim(self.applier.stats.position)
+        except OSError as exc:
+            LOG.warning("cellfeed: cannot trim the journal: %s", exc)
+        self.ioloop.call_later(HOUSEKEEPING_SECONDS, self._housekeeping)
+
+    def _install_signals(self):
+        """SIGTERM/SIGINT only enqueue a graceful stop onto the I/O loop."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(_signum, _frame):
+            self.ioloop.add_callback_threadsafe(self.consumer.stop)
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        return lambda: [signal.signal(sig, old) for sig, old in previous.items()]
+
+    def _close(self):
+        for closer in (self.journal, self.writer):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception:  # closing after a failure must not mask the exit code
+                    LOG.exception("cellfeed: error while closing")

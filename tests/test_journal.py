@@ -1,0 +1,178 @@
+"""The feed journal on a real filesystem: checksums, torn tails, replay, trim, failed fsync."""
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from cellfeed.journal import (RECORD_HEAD, SEGMENT_HEAD, Journal, JournalCorrupt,
+                              JournalFailed, JournalLocked)
+
+
+def fill(journal, count, start=0):
+    for i in range(start, start + count):
+        journal.append(b"entry-%d" % i)
+    return journal.commit()
+
+
+def entries(journal, after=0):
+    return list(journal.read_from(after))
+
+
+def only_segment(directory):
+    names = sorted(n for n in os.listdir(directory) if n.endswith(".seg"))
+    return os.path.join(directory, names[-1])
+
+
+def test_append_commit_replay(tmp_path):
+    j = Journal(str(tmp_path))
+    assert j.append(b"a") == 1 and j.append(b"b") == 2
+    assert j.pending == 2
+    assert entries(j) == []            # nothing is durable before commit
+    assert j.commit() == 2
+    assert entries(j) == [(1, b"a"), (2, b"b")]
+    assert entries(j, after=1) == [(2, b"b")]
+    j.close()
+    j = Journal(str(tmp_path))
+    assert j.next_lsn == 3
+    assert entries(j) == [(1, b"a"), (2, b"b")]
+
+
+def test_uncommitted_entries_are_lost_not_half_kept(tmp_path):
+    j = Journal(str(tmp_path))
+    fill(j, 3)
+    j.append(b"never committed")
+    j.close()
+    j = Journal(str(tmp_path))
+    assert [lsn for lsn, _ in entries(j)] == [1, 2, 3]
+    assert j.append(b"next") == 4
+
+
+@pytest.mark.parametrize("cut", [1, RECORD_HEAD.size - 1, RECORD_HEAD.size + 3])
+def test_torn_tail_is_cut(tmp_path, cut):
+    j = Journal(str(tmp_path))
+    fill(j, 5)
+    j.close()
+    path = only_segment(str(tmp_path))
+    size = os.path.getsize(path)
+    with open(path, "ab") as f:       # a group that was being written when the power went
+        f.write(b"\x07" * cut)
+    j = Journal(str(tmp_path))
+    assert os.path.getsize(path) == size
+    assert [lsn for lsn, _ in entries(j)] == [1, 2, 3, 4, 5]
+    assert fill(j, 1) == 6
+    assert entries(j)[-1] == (6, b"entry-0")
+
+
+def test_checksum_mismatch_in_tail_cuts_from_there(tmp_path):
+    j = Journal(str(tmp_path))
+    fill(j, 4)
+    j.close()
+    path = only_segment(str(tmp_path))
+    data = bytearray(open(path, "rb").read())
+    data[-2] ^= 0xFF                   # flip a byte of the last payload
+    open(path, "wb").write(bytes(data))
+    j = Journal(str(tmp_path))
+    assert [lsn for lsn, _ in entries(j)] == [1, 2, 3]
+    assert j.next_lsn == 4
+
+
+def test_damage_before_the_tail_is_refused(tmp_path):
+    j = Journal(str(tmp_path), segment_bytes=200)
+    for i in range(6):
+        fill(j, 3, start=i * 3)
+    first = sorted(os.listdir(str(tmp_path)))[0]
+    path = os.path.join(str(tmp_path), first)
+    data = bytearray(open(path, "rb").read())
+    data[SEGMENT_HEAD.size + RECORD_HEAD.size] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(JournalCorrupt):
+        entries(j)
+
+
+def test_segments_rotate_and_trim(tmp_path):
+    j = Journal(str(tmp_path), segment_bytes=300)
+    for i in range(10):
+        fill(j, 4, start=i * 4)
+    firsts = j.segments()
+    assert len(firsts) > 3
+    assert [lsn for lsn, _ in entries(j)] == list(range(1, 41))
+    # Applied up to the end of the second segment: the first two go, no others.
+    applied = firsts[2] - 1
+    assert j.trim(applied) == 2
+    assert j.segments() == firsts[2:]
+    assert entries(j, after=applied)[0][0] == applied + 1
+    # Everything applied: all but the segment being written go.
+    j.trim(10 ** 9)
+    assert j.segments() == firsts[-1:]
+
+
+def test_lsns_continue_from_the_store_after_full_trim(tmp_path):
+    j = Journal(str(tmp_path), segment_bytes=100)
+    fill(j, 10)
+    j.trim(10)
+    j.close()
+    # The store says 10 is applied; even if every segment were gone, LSNs must not restart.
+    for name in os.listdir(str(tmp_path)):
+        if name.endswith(".seg"):
+            os.unlink(os.path.join(str(tmp_path), name))
+    j = Journal(str(tmp_path), applied=10)
+    assert j.append(b"x") == 11
+    j.commit()
+    assert entries(j, after=10) == [(11, b"x")]
+
+
+def test_store_ahead_of_journal_opens_new_segment(tmp_path):
+    j = Journal(str(tmp_path))
+    fill(j, 3)
+    j.close()
+    j = Journal(str(tmp_path), applied=50)
+    assert j.append(b"y") == 51
+    j.commit()
+    assert entries(j, after=50) == [(51, b"y")]
+
+
+def test_second_process_is_locked_out(tmp_path):
+    j = Journal(str(tmp_path))
+    with pytest.raises(JournalLocked):
+        Journal(str(tmp_path))
+    j.close()
+    Journal(str(tmp_path)).close()
+
+
+def test_failed_fsync_is_fatal_and_never_retried(tmp_path):
+    calls, armed = [], []
+
+    def failing_sync(fd):
+        calls.append(fd)
+        if armed:                      # the opening syncs pass, the first group's fails
+            raise OSError(errno.EIO, "Input/output error")
+        os.fdatasync(fd)
+
+    j = Journal(str(tmp_path), sync=failing_sync)
+    armed.append(True)
+    j.append(b"a")
+    with pytest.raises(JournalFailed, match="EIO"):
+        j.commit()
+    count = len(calls)
+    with pytest.raises(JournalFailed):
+        j.commit()                     # not retried: the fsync is not called again
+    with pytest.raises(JournalFailed):
+        j.append(b"b")
+    assert len(calls) == count
+
+
+def test_full_disk_write_is_fatal(tmp_path, monkeypatch):
+    j = Journal(str(tmp_path))
+    real_write = os.write
+
+    def full(fd, data):
+        if fd == j._fd:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    j.append(b"a")
+    with pytest.raises(JournalFailed, match="ENOSPC"):
+        j.commit()
