@@ -11,9 +11,8 @@ records      uuid -> orjson canonical record (fastnova.record)            [live 
 by_created   created_key + uuid -> project_id                             [live only]
 by_project   project_id NUL created_key + uuid -> b""                     [live only]
 by_changed   micros(updated_at) + uuid -> project_id                      [live and deleted]
-flavors      flavorid -> view blob                                        (flavor views)
+flavors      flavorid -> view blob   (key order is nova's default flavor order: flavorid asc)
 flavor_recs  flavorid -> orjson flavor record
-flavor_order sort key (memory_mb, flavorid) -> flavorid                  (nova's default order)
 meta         bookkeeping: schema version, sequence counter, feed position, …
 
 ``created_key`` is 8 bytes big-endian micros(created_at) then 8 bytes big-endian seq, so that a
@@ -56,11 +55,10 @@ DB_BY_PROJECT = b"by_project"
 DB_BY_CHANGED = b"by_changed"
 DB_FLAVORS = b"flavors"
 DB_FLAVOR_RECS = b"flavor_recs"
-DB_FLAVOR_ORDER = b"flavor_order"
 DB_META = b"meta"
 
 ALL_DBS = (DB_SERVERS, DB_RECORDS, DB_BY_CREATED, DB_BY_PROJECT, DB_BY_CHANGED,
-           DB_FLAVORS, DB_FLAVOR_RECS, DB_FLAVOR_ORDER, DB_META)
+           DB_FLAVORS, DB_FLAVOR_RECS, DB_META)
 
 SCHEMA_VERSION = 1
 META_SCHEMA = b"schema_version"

@@ -1,0 +1,133 @@
+"""One request, start to finish: identity, route, microversion, handler, framed response.
+
+The order follows nova's pipeline: the version documents answer without identity; under /v2.1
+keystone (here: the configured identity scheme) answers 401 first, then the router (a plain 404 for
+no route), then the microversion (400/406 without version headers), then the URL's project id
+(400 when it is not the caller's), then the controller.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import unquote
+
+from fastnova.api import errors, flavors, router, servers, versions
+from fastnova.api.context import noauth
+from fastnova.api.microversion import negotiate, version_headers
+from fastnova.api.response import JSON, DateCache, RequestIds, frame
+
+LOG = logging.getLogger("fastnova.api")
+_HOST_RE = re.compile(r"^[A-Za-z0-9.\-_:\[\]]{1,255}$")
+
+_HANDLERS = {
+    router.SERVER_SHOW: servers.show,
+    router.SERVERS_INDEX: lambda *a: servers.listing(*a, detail=False),
+    router.SERVERS_DETAIL: lambda *a: servers.listing(*a, detail=True),
+    router.FLAVOR_SHOW: flavors.show,
+    router.FLAVORS_INDEX: lambda *a: flavors.listing(*a, detail=False),
+    router.FLAVORS_DETAIL: lambda *a: flavors.listing(*a, detail=True),
+}
+
+
+class Request:
+    """What the protocol hands over: the parts of an HTTP request that nova's answer depends on."""
+
+    __slots__ = ("method", "path", "query", "host", "token", "mv_header", "mv_legacy",
+                 "keep_alive")
+
+    def __init__(self, method="GET", path="/", query="", host=None, token=None,
+                 mv_header=None, mv_legacy=None, keep_alive=True):
+        self.method = method
+        self.path = path
+        self.query = query
+        self.host = host
+        self.token = token
+        self.mv_header = mv_header
+        self.mv_legacy = mv_legacy
+        self.keep_alive = keep_alive
+
+
+class Links:
+    """The request's link prefixes, as bytes for the markers and as text for next links."""
+
+    __slots__ = ("root", "vroot", "vroot_str")
+
+    def __init__(self, host_url: str, legacy: bool, project_segment: str):
+        version = "/v2" if legacy else "/v2.1"
+        self.vroot_str = host_url + version + project_segment
+        self.root = (host_url + project_segment).encode()
+        self.vroot = self.vroot_str.encode()
+
+
+class App:
+    def __init__(self, reader, server_name: str = "localhost:8774",
+                 public_endpoint: str | None = None, authenticate=noauth):
+        self.reader = reader
+        self.server_name = server_name
+        self.public_endpoint = public_endpoint.rstrip("/") if public_endpoint else None
+        self.authenticate = authenticate
+        self.dates = DateCache()
+        self.ids = RequestIds()
+
+    def handle(self, req: Request) -> bytes:
+        rid = self.ids.next()
+        try:
+            status, body, ctype, extra = self._dispatch(req)
+        except errors.ApiError as err:
+            status, body, ctype, extra = err.status, err.body, err.content_type, getattr(
+                err, "extra", b"")
+        except Exception:  # a bug must cost one 500, never the worker
+            LOG.exception("unexpected error answering %s %s", req.method, req.path)
+            status, ctype, extra = 500, JSON, b""
+            body = errors.fault_body(500, "Unexpected API Error. Please report this at "
+                                          "http://bugs.launchpad.net/nova/ and attach the Nova "
+                                          "API log if possible.")
+        return frame(status, body, ctype, extra, self.dates.get(), rid, req.keep_alive,
+                     head_only=req.method == "HEAD")
+
+    def host_url(self, req: Request) -> str:
+        if self.public_endpoint:
+            return self.public_endpoint
+        host = req.host or self.server_name
+        if not _HOST_RE.match(host):
+            raise errors.bad_request("Invalid Host header")
+        return "http://" + host
+
+    def _dispatch(self, req: Request):
+        path = unquote(req.path) if "%" in req.path else req.path
+        rt = router.route(req.method, path)
+        kind = rt.kind
+        if kind == router.VERSION_LIST:
+            return 200, versions.version_list(self.host_url(req)), JSON, b""
+        if kind == router.VERSION_CHOICES:
+            return 300, versions.choices(self.host_url(req), path), JSON, b""
+        if kind == router.VERSION_DOC:
+            minor, extra = self._microversion(req, rt)
+            return 200, versions.version_doc(self.host_url(req), rt.legacy), JSON, extra
+        ctx = self.authenticate(req.token)
+        if kind == router.NO_ROUTE:
+            raise errors.route_not_found()
+        minor, extra = self._microversion(req, rt)
+        try:
+            if rt.project_id is not None and rt.project_id != ctx.project_id:
+                raise errors.bad_request(
+                    "Malformed request URL: URL's project_id '%s' doesn't match Context's "
+                    "project_id '%s'" % (rt.project_id, ctx.project_id))
+            if kind == router.NOT_SERVED:
+                raise errors.fault(501, "fastnova does not serve %s %s; configure an upstream "
+                                        "nova-api for it." % (req.method, path))
+            url = req.path + ("?" + req.query if req.query else "")
+            segment = "/" + ctx.project_id if ctx.project_id in url else ""
+            links = Links(self.host_url(req), rt.legacy, segment)
+            body = _HANDLERS[kind](self, req, ctx, minor, rt, links)
+        except errors.ApiError as err:
+            err.extra = extra
+            raise
+        return 200, body, JSON, extra
+
+    @staticmethod
+    def _microversion(req: Request, rt) -> tuple[int, bytes]:
+        if rt.legacy:
+            return 1, b""
+        minor = negotiate(req.mv_header, req.mv_legacy)
+        return minor, version_headers(minor)

@@ -1,0 +1,80 @@
+"""Errors are data: nova's fault bodies as prebuilt templates, and the exception that carries one.
+
+nova wraps every error in ``{"<faultName>": {"code": N, "message": "..."}}`` where the name comes
+from the status (wsgi.Fault._fault_names); anything else is "computeFault".  The exception classes
+are plain Python, shared by the compiled and the pure code.
+"""
+from __future__ import annotations
+
+import orjson
+
+FAULT_NAMES = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    409: "conflictingRequest",
+    413: "overLimit",
+    415: "badMediaType",
+    429: "overLimit",
+    501: "notImplemented",
+    503: "serviceUnavailable",
+}
+
+# webob's plain-text 404, which nova's router returns for a path no route matches.
+PLAIN_NOT_FOUND = b"404 Not Found\n\nThe resource could not be found.\n\n   "
+
+# keystonemiddleware answers an unauthenticated request before nova sees it, with its own shape.
+UNAUTHORIZED_BODY = orjson.dumps({"error": {
+    "code": 401, "title": "Unauthorized",
+    "message": "The request you have made requires authentication."}})
+
+
+class ApiError(Exception):
+    """An answer that is an error: status, body and whether nova's version headers go with it.
+
+    ``versioned`` is False for errors raised before the microversion is known (nova adds its
+    version headers to a fault only when the request's version was set).
+    """
+
+    def __init__(self, status: int, body: bytes, content_type: bytes = b"application/json",
+                 versioned: bool = True):
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.versioned = versioned
+
+
+def fault_body(status: int, message: str) -> bytes:
+    name = FAULT_NAMES.get(status, "computeFault")
+    return orjson.dumps({name: {"code": status, "message": message}})
+
+
+def fault(status: int, message: str, versioned: bool = True) -> ApiError:
+    return ApiError(status, fault_body(status, message), versioned=versioned)
+
+
+def bad_request(message: str) -> ApiError:
+    return fault(400, message)
+
+
+def not_found(message: str) -> ApiError:
+    return fault(404, message)
+
+
+def server_not_found(uuid: str) -> ApiError:
+    return fault(404, "Instance %s could not be found." % uuid)
+
+
+def flavor_not_found(flavorid: str) -> ApiError:
+    return fault(404, "Flavor %s could not be found." % flavorid)
+
+
+def route_not_found() -> ApiError:
+    return ApiError(404, PLAIN_NOT_FOUND, b"text/plain; charset=UTF-8", versioned=False)
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, UNAUTHORIZED_BODY, versioned=False)

@@ -1,0 +1,77 @@
+"""The route table: path and method to a small integer route and its arguments.
+
+nova mounts ``/`` (versions), ``/v2`` (legacy v2, microversion headers ignored) and ``/v2.1``;
+under a version every resource is reachable with or without ``/{project_id}`` first, where a
+project id is hex digits and dashes (nova's ProjectMapper requirement).
+"""
+from __future__ import annotations
+
+import re
+
+VERSION_LIST, VERSION_CHOICES, VERSION_DOC = 1, 2, 3
+SERVERS_INDEX, SERVERS_DETAIL, SERVER_SHOW = 10, 11, 12
+FLAVORS_INDEX, FLAVORS_DETAIL, FLAVOR_SHOW = 20, 21, 22
+NOT_SERVED = 90      # a nova resource fastnova does not answer itself (yet): forward or 501
+NO_ROUTE = 99        # no nova route matches: webob's plain 404
+
+_PROJECT_RE = re.compile(r"^[0-9a-f-]+$")
+
+# Top-level collections of nova 34's compute API (nova/api/openstack/compute/routes.py).
+NOVA_COLLECTIONS = frozenset((
+    "servers", "flavors", "images", "os-keypairs", "limits", "os-availability-zone",
+    "os-hypervisors", "os-services", "os-aggregates", "os-quota-sets", "os-quota-class-sets",
+    "os-server-groups", "os-simple-tenant-usage", "os-migrations", "os-instance_usage_audit_log",
+    "os-server-external-events", "os-console-auth-tokens", "os-assisted-volume-snapshots",
+    "os-volumes", "os-volumes_boot", "os-snapshots", "os-networks", "os-tenant-networks",
+    "os-security-groups", "os-security-group-rules", "os-security-group-default-rules",
+    "os-floating-ips", "os-floating-ip-pools", "os-floating-ips-bulk", "os-fixed-ips",
+    "os-hosts", "os-cells", "os-certificates", "os-cloudpipe", "os-fping", "os-agents",
+    "os-baremetal-nodes", "os-floating-ip-dns", "extensions", "os-instance-actions",
+))
+
+
+class Route:
+    __slots__ = ("kind", "legacy", "project_id", "arg")
+
+    def __init__(self, kind, legacy=False, project_id=None, arg=None):
+        self.kind = kind
+        self.legacy = legacy
+        self.project_id = project_id
+        self.arg = arg
+
+
+def route(method: str, path: str) -> Route:
+    if path == "/":
+        return Route(VERSION_LIST if method == "GET" else NO_ROUTE)
+    for prefix, legacy in (("/v2.1", False), ("/v2", True)):
+        if path == prefix or path == prefix + "/":
+            return Route(VERSION_DOC if method == "GET" else NO_ROUTE, legacy)
+        if path.startswith(prefix + "/"):
+            return _resource(method, path[len(prefix) + 1:].rstrip("/").split("/"), legacy)
+    return Route(VERSION_CHOICES if method == "GET" else NO_ROUTE)
+
+
+def _resource(method: str, segs: list[str], legacy: bool) -> Route:
+    pid = None
+    if len(segs) >= 2 and segs[1] in NOVA_COLLECTIONS and _PROJECT_RE.match(segs[0]):
+        pid, segs = segs[0], segs[1:]
+    if not segs or segs[0] not in NOVA_COLLECTIONS:
+        return Route(NO_ROUTE, legacy, pid)
+    kind = _get_kind(segs) if method == "GET" else NOT_SERVED
+    arg = segs[1] if len(segs) == 2 else None
+    return Route(kind, legacy, pid, arg)
+
+
+def _get_kind(segs: list[str]) -> int:
+    head, n = segs[0], len(segs)
+    if head == "servers":
+        if n == 1:
+            return SERVERS_INDEX
+        if n == 2:
+            return SERVERS_DETAIL if segs[1] == "detail" else SERVER_SHOW
+    elif head == "flavors":
+        if n == 1:
+            return FLAVORS_INDEX
+        if n == 2:
+            return FLAVORS_DETAIL if segs[1] == "detail" else FLAVOR_SHOW
+    return NOT_SERVED

@@ -1,0 +1,78 @@
+"""``fastnova serve``: prepare the store (in a short-lived child), bind, run the master.
+
+The master itself never opens the store: a child creates it (and fills it with demo data when
+asked) and exits, so no LMDB handle is inherited across the workers' fork.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from types import SimpleNamespace
+
+from fastnova.master import Master, bind
+
+LOG = logging.getLogger("fastnova")
+
+
+def run_in_child(fn, *args) -> int:
+    """Run fn(*args) in a forked child and return its exit code."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = fn(*args)
+        except BaseException:
+            logging.getLogger("fastnova").exception("store preparation failed")
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def fill_demo(data_dir: str, count: int, seed: int = 0) -> int:
+    """Create the store if needed; fill it with ``count`` demo servers if it has none."""
+    from fastnova import demo
+    from fastnova.store.writer import StoreWriter
+
+    os.makedirs(data_dir, exist_ok=True)
+    writer = StoreWriter(data_dir, sync=False)
+    try:
+        with writer.env.begin() as txn:
+            have = txn.stat(writer.dbs[b"records"])["entries"]
+        if count and have == 0:
+            started = time.monotonic()
+            last = [started]
+
+            def progress(done, total):
+                if time.monotonic() - last[0] > 5 or done == total:
+                    last[0] = time.monotonic()
+                    LOG.info("demo: %d/%d servers (%.0f/s)", done, total,
+                             done / max(1e-6, last[0] - started))
+
+            demo.fill(writer, count, seed=seed, progress=progress)
+        elif count:
+            LOG.info("store already holds %d servers; --demo leaves it as it is", have)
+        writer.env.sync(True)
+    finally:
+        writer.close()
+    return 0
+
+
+def serve(args) -> int:
+    if args.auth == "noauth":
+        LOG.warning("identity: noauth trusts the client: 'X-Auth-Token: USER:PROJECT' is "
+                    "believed as given (admin when USER is 'admin'). For tests and demos only.")
+    code = run_in_child(fill_demo, args.data_dir, args.demo)
+    if code != 0:
+        LOG.error("could not prepare the store in %s", args.data_dir)
+        return code
+    host, port = args.bind
+    sock = bind(host, port)
+    options = SimpleNamespace(
+        data_dir=args.data_dir, public_endpoint=args.public_endpoint,
+        server_name="%s:%d" % ("localhost" if host in ("0.0.0.0", "::") else host, port))
+    return Master(sock, options, args.workers, timeout=args.timeout).run()

@@ -1,0 +1,175 @@
+"""The one door for writing the LMDB store.
+
+Every writer (the cell feed, commands, the nova importer, the demo generator) goes through
+``StoreWriter.batch()``: one LMDB write transaction in which records are version-checked,
+rendered into view blobs (fastnova.views) and indexed.  LMDB serializes writers; readers never
+wait for them.  Open a StoreWriter in the process that uses it, after fork.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import lmdb
+import orjson
+
+from fastnova.record import normalize, time_micros
+from fastnova.store import layout as L
+from fastnova.views.flavors import render_flavor
+from fastnova.views.servers import render_server
+
+# A sparse mapping: the file grows only with the data.  1,000,000 servers take about 5 GB.
+DEFAULT_MAP_SIZE = 64 << 30
+MAX_READERS = 1024
+
+
+def store_path(data_dir: str) -> str:
+    return os.path.join(data_dir, "store")
+
+
+def open_env(data_dir: str, map_size: int = DEFAULT_MAP_SIZE, readonly: bool = False,
+             sync: bool = True) -> lmdb.Environment:
+    """Open the store's environment (creating it for a writer).  The only lmdb.open call."""
+    path = store_path(data_dir)
+    if not readonly:
+        os.makedirs(path, exist_ok=True)
+    return lmdb.open(path, map_size=map_size, max_dbs=len(L.ALL_DBS) + 2, readonly=readonly,
+                     max_readers=MAX_READERS, sync=sync, metasync=sync, readahead=False,
+                     create=not readonly, subdir=True)
+
+
+class StoreWriter:
+    def __init__(self, data_dir: str, map_size: int = DEFAULT_MAP_SIZE, sync: bool = True):
+        self.env = open_env(data_dir, map_size=map_size, sync=sync)
+        self.dbs = {name: self.env.open_db(name, create=True) for name in L.ALL_DBS}
+        with self.env.begin(write=True) as txn:
+            found = txn.get(L.META_SCHEMA, db=self.dbs[L.DB_META])
+            if found is None:
+                txn.put(L.META_SCHEMA, b"%d" % L.SCHEMA_VERSION, db=self.dbs[L.DB_META])
+            elif int(found) != L.SCHEMA_VERSION:
+                raise RuntimeError("store schema %s, this fastnova writes %d: rebuild the store"
+                                   % (found.decode(), L.SCHEMA_VERSION))
+
+    @contextlib.contextmanager
+    def batch(self):
+        """One write transaction: commits (durably, unless opened with sync=False) on exit."""
+        with self.env.begin(write=True) as txn:
+            yield Batch(txn, self.dbs)
+
+    def reader_check(self) -> int:
+        """Reclaim reader slots of dead processes (the master calls this after reaping)."""
+        return self.env.reader_check()
+
+    def close(self):
+        self.env.close()
+
+
+class Batch:
+    """Operations inside one write transaction.  Each returns whether it changed the store."""
+
+    def __init__(self, txn, dbs):
+        self.txn = txn
+        self.dbs = dbs
+
+    # -- reads within the transaction --------------------------------------------------------
+
+    def get_record(self, uuid: str) -> dict | None:
+        raw = self.txn.get(uuid.encode(), db=self.dbs[L.DB_RECORDS])
+        return orjson.loads(raw) if raw is not None else None
+
+    def get_meta(self, key: bytes) -> bytes | None:
+        return self.txn.get(key, db=self.dbs[L.DB_META])
+
+    def set_meta(self, key: bytes, value: bytes):
+        self.txn.put(key, value, db=self.dbs[L.DB_META])
+
+    # -- servers -------------------------------------------------------------------------------
+
+    def upsert_server(self, rec: dict) -> bool:
+        """Store a full record if it is newer than what the store holds (or new)."""
+        rec = normalize(rec)
+        old = self.get_record(rec["id"])
+        if old is not None and rec["version"] <= old.get("version", 0):
+            return False
+        if not rec["seq"]:
+            rec["seq"] = old["seq"] if old and old.get("seq") else self._next_seq()
+        self._replace(old, rec)
+        return True
+
+    def patch_server(self, uuid: str, version: int, changes: dict) -> bool:
+        """Merge top-level fields into a live record, if ``version`` is newer."""
+        old = self.get_record(uuid)
+        if old is None or old.get("deleted") or version <= old.get("version", 0):
+            return False
+        new = dict(old)
+        new.update(changes)
+        new["id"], new["version"], new["seq"] = uuid, version, old["seq"]
+        self._replace(old, normalize(new))
+        return True
+
+    def delete_server(self, uuid: str, version: int, deleted_at: str | None = None) -> bool:
+        """Leave a versioned tombstone: the record stays (for changes-since), out of the lists."""
+        old = self.get_record(uuid)
+        if old is not None and version <= old.get("version", 0):
+            return False
+        if old is None or "project_id" not in old:
+            # Unknown server: remember the version only, so a late create cannot resurrect it.
+            stub = {"id": uuid, "version": version, "deleted": True}
+            self.txn.put(uuid.encode(), orjson.dumps(stub), db=self.dbs[L.DB_RECORDS])
+            return True
+        new = dict(old)
+        when = deleted_at or old.get("updated_at") or old["created_at"]
+        new.update(version=version, deleted=True, vm_state="deleted", task_state=None,
+                   deleted_at=when, terminated_at=old.get("terminated_at") or when,
+                   updated_at=when)
+        self._replace(old, normalize(new))
+        return True
+
+    def _replace(self, old: dict | None, new: dict):
+        key = new["id"].encode()
+        if old is not None and "project_id" in old:
+            self._unindex(old)
+        self.txn.put(key, orjson.dumps(new), db=self.dbs[L.DB_RECORDS])
+        blob = L.pack_blob(new["project_id"], render_server(new), deleted=new["deleted"])
+        self.txn.put(key, blob, db=self.dbs[L.DB_SERVERS])
+        self._index(new)
+
+    def _index(self, rec: dict):
+        uuid, pid = rec["id"].encode(), rec["project_id"].encode()
+        changed = L.changed_key(time_micros(rec["updated_at"] or rec["created_at"]), rec["id"])
+        self.txn.put(changed, pid, db=self.dbs[L.DB_BY_CHANGED])
+        if rec["deleted"]:
+            return
+        ck = L.created_key(time_micros(rec["created_at"]), rec["seq"]) + uuid
+        self.txn.put(ck, pid, db=self.dbs[L.DB_BY_CREATED])
+        self.txn.put(L.project_prefix(rec["project_id"]) + ck, b"", db=self.dbs[L.DB_BY_PROJECT])
+
+    def _unindex(self, rec: dict):
+        uuid = rec["id"].encode()
+        changed = L.changed_key(time_micros(rec.get("updated_at") or rec["created_at"]), rec["id"])
+        self.txn.delete(changed, db=self.dbs[L.DB_BY_CHANGED])
+        ck = L.created_key(time_micros(rec["created_at"]), rec["seq"]) + uuid
+        self.txn.delete(ck, db=self.dbs[L.DB_BY_CREATED])
+        self.txn.delete(L.project_prefix(rec["project_id"]) + ck, db=self.dbs[L.DB_BY_PROJECT])
+
+    def _next_seq(self) -> int:
+        raw = self.get_meta(L.META_SEQ)
+        seq = int(raw) + 1 if raw else 1
+        self.set_meta(L.META_SEQ, b"%d" % seq)
+        return seq
+
+    # -- flavors -------------------------------------------------------------------------------
+
+    def put_flavor(self, frec: dict):
+        key = str(frec["id"]).encode()
+        self.txn.put(key, orjson.dumps(frec), db=self.dbs[L.DB_FLAVOR_RECS])
+        self.txn.put(key, L.pack_blob("", render_flavor(frec)), db=self.dbs[L.DB_FLAVORS])
+
+    def delete_flavor(self, flavorid: str) -> bool:
+        key = str(flavorid).encode()
+        self.txn.delete(key, db=self.dbs[L.DB_FLAVORS])
+        return self.txn.delete(key, db=self.dbs[L.DB_FLAVOR_RECS])
+
+    def get_flavor(self, flavorid: str) -> dict | None:
+        raw = self.txn.get(str(flavorid).encode(), db=self.dbs[L.DB_FLAVOR_RECS])
+        return orjson.loads(raw) if raw is not None else None
