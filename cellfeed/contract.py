@@ -168,7 +168,7 @@ _STRINGS = ("name", "project_id", "user_id", "vm_state")
 def _check_record_types(fields: dict):
     for key, kind in _CONTAINERS.items():
         if key in fields and not isinstance(fields[key], kind):
-            raise ContractError("%s must be a %s" % (key, "object" if kind is dict else "list"))
+            raise ContractError("%s must be %s" % (key, "an object" if kind is dict else "a list"))
     for key in _STRINGS:
         if key in fields and not isinstance(fields[key], str):
             raise ContractError("%s must be a string" % key)

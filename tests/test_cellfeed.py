@@ -1,0 +1,263 @@
+"""cellfeed end to end against the real RabbitMQ and a real LMDB store (no mocks).
+
+Each test has its own exchange and queue; the consumer is a separate ``cellfeed run`` process.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from cellfeed import contract
+from cellfeed.journal import Journal
+from tests.test_cellfeed_helpers import (AMQP_URL, FeedProcess, ForwardProxy, Names, Store,
+                                         needs_broker, new_uuid, upsert, wait_for)
+
+pytestmark = needs_broker
+
+
+@pytest.fixture
+def names():
+    n = Names()
+    yield n
+    n.cleanup()
+
+
+@pytest.fixture
+def feed(tmp_path, names):
+    started = []
+
+    def start(*extra, url=AMQP_URL):
+        proc = FeedProcess(tmp_path, names, url, *extra).start()
+        started.append(proc)
+        proc.wait_consuming()
+        return proc
+    yield start
+    for proc in started:
+        if proc.proc.poll() is None:
+            proc.kill()
+
+
+def versions(store):
+    return {k: v["version"] for k, v in store.records().items()}
+
+
+def test_publish_is_applied_to_the_store(tmp_path, names, feed):
+    a, b = new_uuid(), new_uuid()
+    with names.publisher() as pub:
+        pub.send(upsert(a, 1))
+        pub.send(upsert(b, 1, name="bravo"))
+        pub.send(contract.server_patch(a, 2, {"vm_state": "stopped", "power_state": 4,
+                                              "metadata": {"k": "v"}}))
+        pub.send(contract.flavor_upsert({"id": "42", "name": "m1.answer", "vcpus": 2,
+                                         "ram": 2048, "disk": 20}, version=1))
+    proc = feed()
+    store = Store(tmp_path)
+    wait_for(lambda: versions(store) == {a: 2, b: 1})
+    rec = store.records()[a]
+    assert (rec["vm_state"], rec["power_state"], rec["metadata"]) == ("stopped", 4, {"k": "v"})
+    assert store.records()[b]["name"] == "bravo"
+    wait_for(lambda: store.flavor("42") is not None)
+    assert proc.stop() == 0
+    assert store.position() == 4
+    assert names.queue_depth() == 0          # everything was acknowledged
+
+
+def test_batch_message_and_live_updates(tmp_path, names, feed):
+    feed()
+    ids = [new_uuid() for _ in range(50)]
+    with names.publisher() as pub:
+        pub.send([upsert(u, 1) for u in ids])
+        for u in ids[:10]:
+            pub.send(contract.server_patch(u, 2, {"task_state": "rebooting"}))
+    store = Store(tmp_path)
+    wait_for(lambda: len(store.records()) == 50 and
+             sum(v == 2 for v in versions(store).values()) == 10)
+    assert all(r["task_state"] == "rebooting" for r in store.records().values()
+               if r["version"] == 2)
+
+
+def test_duplicates_reordering_and_stale_versions(tmp_path, names, feed):
+    u = new_uuid()
+    with names.publisher() as pub:
+        pub.send(upsert(u, 3, name="three"))
+        pub.send(upsert(u, 1, name="one"))           # late: older than the store
+        pub.send(upsert(u, 3, name="three-again"))   # duplicate version: ignored
+        pub.send(contract.server_patch(u, 2, {"name": "two"}))   # stale partial
+        pub.send(contract.server_patch(u, 5, {"name": "five"}))
+        pub.send(upsert(u, 4, name="four"))          # reordered behind 5
+    feed()
+    store = Store(tmp_path)
+    wait_for(lambda: store.position() == 6)
+    rec = store.records()[u]
+    assert (rec["version"], rec["name"]) == (5, "five")
+
+
+def test_delete_leaves_a_tombstone(tmp_path, names, feed):
+    live, gone, never = new_uuid(), new_uuid(), new_uuid()
+    with names.publisher() as pub:
+        pub.send(upsert(live, 1))
+        pub.send(upsert(gone, 1))
+        pub.send(contract.server_delete(gone, 2, deleted_at="2024-05-02T00:00:00Z"))
+        pub.send(upsert(gone, 1))                                  # late create
+        pub.send(contract.server_patch(gone, 2, {"name": "zombie"}))  # late partial
+        pub.send(contract.server_delete(never, 7))                # delete before any create
+        pub.send(upsert(never, 3))                                # its late create
+    feed()
+    store = Store(tmp_path)
+    wait_for(lambda: store.position() == 7)
+    recs = store.records()
+    assert recs[live]["deleted"] is False
+    assert recs[gone]["deleted"] is True and recs[gone]["version"] == 2
+    assert recs[gone]["deleted_at"] == "2024-05-02T00:00:00.000000"
+    assert recs[gone]["name"] != "zombie"
+    assert recs[never]["deleted"] is True and recs[never]["version"] == 7
+
+
+def test_flavor_versions_and_delete(tmp_path, names, feed):
+    flavor = {"id": "7", "name": "m1.seven", "vcpus": 1, "ram": 256, "disk": 1}
+    with names.publisher() as pub:
+        pub.send(contract.flavor_upsert(dict(flavor, name="v2"), 2))
+        pub.send(contract.flavor_upsert(dict(flavor, name="v1"), 1))   # stale
+        pub.send(contract.flavor_delete("7", 3))
+        pub.send(contract.flavor_upsert(dict(flavor, name="late"), 2))  # cannot resurrect
+        pub.send(contract.flavor_upsert({"id": "8", "name": "m1.eight", "vcpus": 1,
+                                         "ram": 128, "disk": 1}, 1))
+    feed()
+    store = Store(tmp_path)
+    wait_for(lambda: store.position() == 5)
+    assert store.flavor("7") is None
+    assert store.flavor("8")["name"] == "m1.eight"
+
+
+POISON = [
+    b"\xff\xfe not json",
+    b'{"contract": 1, "kind": "server.upsert"}',
+    b'{"contract": 99, "kind": "server.delete", "id": "x", "version": 1}',
+    b'{"contract": 1, "kind": "server.explode", "id": "x", "version": 1}',
+    b'{"contract": 1, "kind": "server.delete", "id": "x", "version": true}',
+    b'{"contract": 1, "kind": "server.patch", "id": "x", "version": 2, "changes": {"seq": 1}}',
+    b'[]',
+]
+
+
+def test_poison_goes_to_the_dead_letter_queue(tmp_path, names, feed):
+    good = [new_uuid() for _ in range(3)]
+    bad_in_batch = [upsert(new_uuid(), 1), {"contract": 1, "kind": "server.upsert",
+                                            "id": new_uuid(), "version": 1, "server": {}}]
+    with names.publisher() as pub:
+        pub.send(upsert(good[0], 1))
+        for body in POISON:
+            pub.send_raw(body)
+        pub.send(bad_in_batch)                 # one bad update spoils its whole message
+        pub.send(upsert(good[1], 1))
+        pub.send(upsert(good[2], 1, metadata=["not", "a", "dict"]))
+    proc = feed()
+    store = Store(tmp_path)
+    wait_for(lambda: set(store.records()) == set(good[:2]))
+    wait_for(lambda: names.queue_depth(names.queue + ".dead") == len(POISON) + 2)
+    dead = names.get_all(names.queue + ".dead")
+    assert [body for _, body in dead[:len(POISON)]] == POISON
+    assert dead[0][0].headers["x-death"][0]["reason"] == "rejected"
+    assert proc.stop() == 0
+    log = proc.output()
+    assert "body is not JSON" in log and "unknown kind 'server.explode'" in log
+    assert "metadata must be an object" in log
+    assert names.queue_depth() == 0
+
+
+def test_replay_after_restart(tmp_path, names, feed):
+    """Entries acknowledged (journaled) but not applied before a crash are applied at start."""
+    u1, u2 = new_uuid(), new_uuid()
+    journal = Journal(os.path.join(str(tmp_path), "feed-journal"))
+    journal.append(contract.encode(upsert(u1, 1)))
+    journal.append(contract.encode([upsert(u2, 1), contract.server_patch(u1, 2, {"name": "x"})]))
+    journal.commit()
+    journal.close()
+    proc = feed()
+    store = Store(tmp_path)
+    assert versions(store) == {u1: 2, u2: 1}      # replayed before consuming started
+    assert store.position() == 2
+    assert "replayed 2 journal entries" in proc.output()
+    assert proc.stop() == 0
+    # A restart continues with the next LSN and does not replay again.
+    with names.publisher() as pub:
+        pub.send(contract.server_patch(u2, 2, {"name": "y"}))
+    proc = feed()
+    wait_for(lambda: store.position() == 3)
+    assert versions(store) == {u1: 2, u2: 2}
+    assert "replayed" not in proc.output()
+    assert proc.stop() == 0
+
+
+def test_connection_cut_mid_stream(tmp_path, names, feed):
+    proxy = ForwardProxy()
+    try:
+        feed("--batch-interval", "0.002", url=proxy.url())
+        ids = [new_uuid() for _ in range(1000)]
+
+        def publish_all():
+            with names.publisher() as pub:
+                for u in ids:
+                    pub.send(upsert(u, 1))
+        publisher = threading.Thread(target=publish_all)
+        publisher.start()
+        cuts = 0
+        while publisher.is_alive() and cuts < 5:
+            time.sleep(0.15)
+            proxy.cut()                      # while deliveries are in flight
+            cuts += 1
+            wait_for(lambda: proxy.accepted == cuts + 1, timeout=30)
+        publisher.join()
+        store = Store(tmp_path)
+        wait_for(lambda: set(ids) <= set(store.records()), timeout=60)
+        assert cuts >= 3
+        wait_for(lambda: names.queue_depth() == 0, timeout=30)
+    finally:
+        proxy.close()
+
+
+# Fails the journal's fsync from the Nth group on: the test stands between the journal and the
+# kernel (the os.fdatasync boundary), the consumer and broker are real.
+FAILING_FSYNC = textwrap.dedent("""
+    import errno, os, sys, logging
+    calls = [0]
+    real = os.fdatasync
+    def fdatasync(fd):
+        if os.path.basename(os.readlink("/proc/self/fd/%d" % fd)).endswith(".seg"):
+            calls[0] += 1
+            if calls[0] > int(os.environ["FAIL_AFTER"]):
+                raise OSError(errno.EIO, "Input/output error")
+        return real(fd)
+    os.fdatasync = fdatasync
+    from cellfeed import cli   # imported after the patch: Journal's sync default is bound now
+    sys.exit(cli.main(sys.argv[1:]))
+""")
+
+
+def test_failed_fsync_stops_acking_and_exits_nonzero(tmp_path, names, feed):
+    import subprocess
+    ids = [new_uuid() for _ in range(400)]
+    with names.publisher() as pub:
+        for chunk in range(0, 400, 20):
+            pub.send([upsert(u, 1) for u in ids[chunk:chunk + 20]])
+    script = tmp_path / "failing.py"
+    script.write_text(FAILING_FSYNC)
+    env = dict(os.environ, FAIL_AFTER="4", PYTHONPATH=os.getcwd())
+    done = subprocess.run(
+        [sys.executable, str(script), "run", "--amqp", AMQP_URL, "--data-dir", str(tmp_path),
+         "--exchange", names.exchange, "--queue", names.queue, "--batch-size", "2",
+         "--prefetch", "4"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 74, done.stderr
+    assert "FATAL" in done.stderr and "fsync failed" in done.stderr
+    # Only what was fsynced was acknowledged: the rest is back in the queue.
+    left = names.queue_depth()
+    assert 0 < left < 20
+    # A healthy restart replays the journal and consumes the rest: nothing is lost.
+    feed()
+    store = Store(tmp_path)
+    wait_for(lambda: set(ids) <= set(store.records()), timeout=30)
