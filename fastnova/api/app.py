@@ -7,6 +7,7 @@ no route), then the microversion (400/406 without version headers), then the URL
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from urllib.parse import unquote
@@ -33,10 +34,12 @@ class Request:
     """What the protocol hands over: the parts of an HTTP request that nova's answer depends on."""
 
     __slots__ = ("method", "path", "query", "host", "token", "mv_header", "mv_legacy",
-                 "keep_alive")
+                 "keep_alive", "body", "content_type")
 
     def __init__(self, method="GET", path="/", query="", host=None, token=None,
-                 mv_header=None, mv_legacy=None, keep_alive=True):
+                 mv_header=None, mv_legacy=None, keep_alive=True, body=b"", content_type=None):
+        self.body = body
+        self.content_type = content_type
         self.method = method
         self.path = path
         self.query = query
@@ -69,21 +72,38 @@ class App:
         self.dates = DateCache()
         self.ids = RequestIds()
 
-    def handle(self, req: Request) -> bytes:
+    def handle(self, req: Request):
+        """The framed answer: bytes, or (for a handler that awaits) a coroutine giving bytes."""
         rid = self.ids.next()
         try:
-            status, body, ctype, extra = self._dispatch(req)
-        except errors.ApiError as err:
-            status, body, ctype, extra = err.status, err.body, err.content_type, getattr(
-                err, "extra", b"")
-        except Exception:  # a bug must cost one 500, never the worker
-            LOG.exception("unexpected error answering %s %s", req.method, req.path)
-            status, ctype, extra = 500, JSON, b""
-            body = errors.fault_body(500, "Unexpected API Error. Please report this at "
-                                          "http://bugs.launchpad.net/nova/ and attach the Nova "
-                                          "API log if possible.")
+            answer = self._dispatch(req)
+        except Exception as exc:  # a bug must cost one 500, never the worker
+            answer = self._error(req, exc)
+        if inspect.isawaitable(answer):
+            return self._finish(req, rid, answer)
+        return self._frame(req, rid, answer)
+
+    async def _finish(self, req, rid, pending) -> bytes:
+        try:
+            answer = await pending
+        except Exception as exc:
+            answer = self._error(req, exc)
+        return self._frame(req, rid, answer)
+
+    def _frame(self, req, rid, answer) -> bytes:
+        status, body, ctype, extra = answer
         return frame(status, body, ctype, extra, self.dates.get(), rid, req.keep_alive,
                      head_only=req.method == "HEAD")
+
+    @staticmethod
+    def _error(req, exc):
+        if isinstance(exc, errors.ApiError):
+            return exc.status, exc.body, exc.content_type, getattr(exc, "extra", b"")
+        LOG.error("unexpected error answering %s %s", req.method, req.path, exc_info=exc)
+        body = errors.fault_body(500, "Unexpected API Error. Please report this at "
+                                      "http://bugs.launchpad.net/nova/ and attach the Nova "
+                                      "API log if possible.")
+        return 500, body, JSON, b""
 
     def host_url(self, req: Request) -> str:
         if self.public_endpoint:
@@ -123,7 +143,22 @@ class App:
         except errors.ApiError as err:
             err.extra = extra
             raise
+        if inspect.isawaitable(body):
+            return self._versioned(body, extra)
         return 200, body, JSON, extra
+
+    @staticmethod
+    async def _versioned(pending, extra):
+        """A command's answer: (status, body) or (status, body, headers), with version headers."""
+        try:
+            result = await pending
+        except errors.ApiError as err:
+            err.extra = extra
+            raise
+        if isinstance(result, tuple):
+            status, body, *more = result
+            return status, body, JSON, extra + (more[0] if more else b"")
+        return 200, result, JSON, extra
 
     @staticmethod
     def _microversion(req: Request, rt) -> tuple[int, bytes]:

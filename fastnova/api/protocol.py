@@ -8,7 +8,9 @@ client sends can raise out of data_received.  A client that stops reading makes 
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 
 import httptools
 
@@ -48,6 +50,7 @@ _WANTED = {
     b"x-auth-token": "token",
     b"openstack-api-version": "mv_header",
     b"x-openstack-nova-api-version": "mv_legacy",
+    b"content-type": "content_type",
 }
 
 
@@ -70,6 +73,10 @@ class HttpProtocol:
         self.paused = False
         self.in_request = False
         self.draining = False
+        self.body = []
+        # Answers not yet written, in request order: bytes, or a future for a command that
+        # awaits the database.  Pipelined answers must leave in the order requests came.
+        self.queue = deque()
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -122,6 +129,7 @@ class HttpProtocol:
         self.header_bytes = 0
         self.header_count = 0
         self.body_size = 0
+        self.body = []
         self._arm(HEADER_TIMEOUT)
 
     def on_url(self, url):
@@ -142,6 +150,7 @@ class HttpProtocol:
         self.body_size += len(body)
         if self.body_size > MAX_BODY:
             raise _Reject(413)
+        self.body.append(body)
 
     def on_message_complete(self):
         if self.closing or self.transport is None:
@@ -150,18 +159,41 @@ class HttpProtocol:
         req = self._request()
         if req is None:
             raise _Reject(400)
-        self.transport.write(self.app.handle(req))
         if self.stats is not None:
             self.stats.requests += 1
-        if not req.keep_alive or self.draining:
+        result = self.app.handle(req)
+        if not self.queue and isinstance(result, bytes):
+            self._send(result, req.keep_alive)     # the read path: answered at once
+            return
+        if not isinstance(result, bytes):
+            result = asyncio.ensure_future(result, loop=self.loop)
+            result.add_done_callback(self._flush)
+        self.queue.append((result, req.keep_alive))
+        self._flush()
+
+    def _flush(self, _future=None):
+        while self.queue and not self.closing:
+            item, keep_alive = self.queue[0]
+            if not isinstance(item, bytes):
+                if not item.done():
+                    return
+                item = item.result()     # App.handle's coroutine never raises
+            self.queue.popleft()
+            self._send(item, keep_alive)
+
+    def _send(self, data, keep_alive):
+        if self.transport is None or self.closing:
+            return
+        self.transport.write(data)
+        if not keep_alive or (self.draining and not self.queue and not self.in_request):
             self._close()
-        else:
+        elif not self.in_request:
             self._arm(IDLE_TIMEOUT)
 
     def drain(self):
-        """Graceful stop: close now if idle, else right after the answer in progress."""
+        """Graceful stop: close now if idle, else right after the answers in progress."""
         self.draining = True
-        if not self.in_request:
+        if not self.in_request and not self.queue:
             self._close()
 
     # -- helpers -------------------------------------------------------------------------------
@@ -171,6 +203,7 @@ class HttpProtocol:
             parsed = httptools.parse_url(self.url)
             h = {k: v.decode("latin-1") for k, v in self.headers.items()}
             return Request(
+                body=b"".join(self.body),
                 method=self.parser.get_method().decode("ascii"),
                 path=(parsed.path or b"/").decode("utf-8"),
                 query=(parsed.query or b"").decode("utf-8"),
