@@ -35,6 +35,8 @@ def _add_run(p):
                    help="deliveries per journal fsync, at most (default %(default)s)")
     p.add_argument("--batch-interval", type=float, default=Tuning.batch_interval,
                    help="seconds a group waits for more deliveries (default %(default)s)")
+    p.add_argument("--segment-bytes", type=int, default=None,
+                   help="journal segment size before rotation (default 64 MiB)")
     p.add_argument("--log-level", default="INFO")
 
 
@@ -53,6 +55,8 @@ def main(argv=None) -> int:
     if args.command == "run":
         logging.basicConfig(level=args.log_level.upper(),
                             format="%(asctime)s %(process)d %(levelname)s %(message)s")
+        # pika narrates every connection step at INFO; cellfeed logs what matters itself.
+        logging.getLogger("pika").setLevel(logging.WARNING)
         return service.run(args)
     return _publish(args)
 

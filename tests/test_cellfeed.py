@@ -32,7 +32,7 @@ def feed(tmp_path, names):
     started = []
 
     def start(*extra, url=AMQP_URL):
-        proc = FeedProcess(tmp_path, names, url, *extra).start()
+        proc = FeedProcess(tmp_path, names, *extra, url=url).start()
         started.append(proc)
         proc.wait_consuming()
         return proc

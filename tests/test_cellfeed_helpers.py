@@ -82,7 +82,7 @@ class Names:
 class FeedProcess:
     """``cellfeed run`` in its own process, as the fastnova master runs it."""
 
-    def __init__(self, data_dir, names: Names, url=AMQP_URL, *extra):
+    def __init__(self, data_dir, names: Names, *extra, url=AMQP_URL):
         self.args = [sys.executable, "-m", "cellfeed.cli", "run", "--amqp", url,
                      "--data-dir", str(data_dir), "--exchange", names.exchange,
                      "--queue", names.queue, *extra]
