@@ -17,9 +17,12 @@ _PIECE = struct.Struct("<BBBI")
 
 def blob_owner(blob) -> tuple[bytes, bool]:
     """(project_id bytes, deleted) from a view blob's header, without reading the pieces."""
-    fmt, flags, plen = _HEAD.unpack_from(blob, 0)
-    if fmt != BLOB_FORMAT:
-        raise ValueError("unknown view blob format %d" % fmt)
+    try:
+        fmt, flags, plen = _HEAD.unpack_from(blob, 0)
+    except struct.error as exc:
+        raise ValueError("not a view blob") from exc
+    if fmt != BLOB_FORMAT or len(blob) < _HEAD.size + plen + _COUNT.size:
+        raise ValueError("not a view blob")
     return bytes(blob[_HEAD.size:_HEAD.size + plen]), bool(flags & FLAG_DELETED)
 
 
@@ -30,17 +33,24 @@ def select(blob, minor: int, mask: int) -> bytes:
     of them are in its own mask.
     """
     view = memoryview(blob)
-    _fmt, _flags, plen = _HEAD.unpack_from(view, 0)
-    pos = _HEAD.size + plen
-    (count,) = _COUNT.unpack_from(view, pos)
-    pos += _COUNT.size
-    parts = []
-    for _ in range(count):
-        lo, hi, pmask, size = _PIECE.unpack_from(view, pos)
-        pos += _PIECE.size
-        if lo <= minor <= hi and (pmask & mask) == mask:
-            parts.append(view[pos:pos + size])
-        pos += size
+    try:
+        fmt, _flags, plen = _HEAD.unpack_from(view, 0)
+        pos = _HEAD.size + plen
+        (count,) = _COUNT.unpack_from(view, pos)
+        pos += _COUNT.size
+        parts = []
+        for _ in range(count):
+            lo, hi, pmask, size = _PIECE.unpack_from(view, pos)
+            pos += _PIECE.size
+            if pos + size > len(view):
+                raise ValueError("truncated view blob piece")
+            if lo <= minor <= hi and (pmask & mask) == mask:
+                parts.append(view[pos:pos + size])
+            pos += size
+    except struct.error as exc:
+        raise ValueError("truncated view blob") from exc
+    if fmt != BLOB_FORMAT:
+        raise ValueError("not a view blob")
     return b"{" + b",".join(parts) + b"}"
 
 

@@ -1,0 +1,18 @@
+from libc.stdint cimport uint8_t, uint16_t
+
+
+cdef class _Blob:
+    cdef bytes ref
+    cdef const uint8_t* data
+    cdef Py_ssize_t size
+    cdef Py_ssize_t first
+    cdef uint16_t count
+    cdef bint deleted
+    cdef Py_ssize_t plen
+
+    cdef int parse(self, bytes blob) except -1
+    cdef bint owned_by(self, bytes owner)
+    cdef Py_ssize_t measure(self, int minor, int mask, Py_ssize_t rlen,
+                            Py_ssize_t vlen) except -1
+    cdef char* write(self, char* out, int minor, int mask, const char* root, Py_ssize_t rlen,
+                     const char* vroot, Py_ssize_t vlen) noexcept
