@@ -1,0 +1,239 @@
+"""cellfeed macro benchmark: real RabbitMQ, real LMDB, the real ``cellfeed run`` process.
+
+    python bench/bench_feed.py [--updates 60000] [--lag-seconds 10] [--amqp URL]
+
+1. throughput: the queue is filled first, then a consumer started; updates/s from "consuming"
+   to the store's applied position reaching the end, with durability on (journal fdatasync per
+   group, then ack, then LMDB commit with sync).  Run with 1 update per message and with batched
+   messages (the contract's JSON arrays), side by side.
+2. the same pipeline's stages alone, in this process (where the ceiling is): journal group commit
+   of 1,000 entries, and StoreWriter batches.
+3. lag: patches published at a fixed rate (default 1,000/s, one per message) while a reader polls
+   the store; publish -> visible in a fresh read transaction, p50/p99/max.
+4. store read latency (begin + get + abort of a random server) in a separate process, idle and
+   while the feed applies updates at that rate (the HTTP figure needs the API server).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from cellfeed import contract  # noqa: E402
+from cellfeed.journal import Journal  # noqa: E402
+from tests.test_cellfeed_helpers import (FeedProcess, Names, Store, server,  # noqa: E402
+                                         wait_for)
+
+
+def pct(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def workload(count, rng):
+    """20% creates, 80% partial updates of servers created earlier (each a new version)."""
+    made, version, out = [], {}, []
+    for i in range(count):
+        if not made or i % 5 == 0:
+            u = "%08x-0000-4000-8000-%012x" % (rng.getrandbits(32), i)
+            made.append(u)
+            version[u] = 1
+            out.append(contract.server_upsert(server(u, 1)))
+        else:
+            u = rng.choice(made)
+            version[u] += 1
+            out.append(contract.server_patch(u, version[u], {"vm_state": "active",
+                                                             "progress": version[u] % 100}))
+    return out
+
+
+def prefill(names, updates, per_message):
+    with names.publisher(confirm=False) as pub:
+        for start in range(0, len(updates), per_message):
+            chunk = updates[start:start + per_message]
+            pub.send(chunk if per_message > 1 else chunk[0])
+    wait_for(lambda: names.queue_depth() >= len(updates) // per_message, timeout=120)
+
+
+def throughput(args, per_message):
+    names, data = Names(), tempfile.mkdtemp(prefix="bench-feed-")
+    try:
+        updates = workload(args.updates, random.Random(1))
+        prefill(names, updates, per_message)
+        messages = (len(updates) + per_message - 1) // per_message
+        proc = FeedProcess(data, names, "--log-level", "WARNING").start()
+        store = Store(data)
+        # Timed from the first applied batch, so process start-up is not counted.
+        first = wait_for(lambda: store.position(), timeout=60, interval=0.002)
+        t0 = time.perf_counter()
+        wait_for(lambda: store.position() >= messages, timeout=600, interval=0.01)
+        elapsed = time.perf_counter() - t0
+        assert proc.stop() == 0
+        return (messages - first) * per_message / elapsed, messages
+    finally:
+        names.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def stage_journal(count=100_000, group=1000):
+    d = tempfile.mkdtemp(prefix="bench-journal-")
+    try:
+        j = Journal(d)
+        body = contract.encode(contract.server_patch("x" * 36, 2, {"vm_state": "active"}))
+        body = body + b" " * max(0, 500 - len(body))
+        t0 = time.perf_counter()
+        for i in range(count):
+            j.append(body)
+            if i % group == group - 1:
+                j.commit()
+        j.commit()
+        return count / (time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def stage_apply(count=20_000, batch=2000):
+    from cellfeed.applier import Applier
+    from fastnova.store.writer import StoreWriter
+    d = tempfile.mkdtemp(prefix="bench-apply-")
+    try:
+        ups = [contract.decode(contract.encode(u)) for u in workload(count, random.Random(2))]
+        writer = StoreWriter(d)
+        applier = Applier(writer)
+        t0 = time.perf_counter()
+        for start in range(0, count, batch):
+            applier.apply([(start + i + 1, u) for i, u in enumerate(ups[start:start + batch])])
+        rate = count / (time.perf_counter() - t0)
+        writer.close()
+        return rate
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def lag(args):
+    """Publish patches at a fixed rate; measure publish -> visible to a new read txn."""
+    from fastnova.store.reader import StoreReader
+    names, data = Names(), tempfile.mkdtemp(prefix="bench-lag-")
+    servers = ["%08x-1111-4000-8000-%012x" % (i, i) for i in range(1000)]
+    try:
+        with names.publisher() as pub:
+            pub.send([contract.server_upsert(server(u, 1)) for u in servers])
+        proc = FeedProcess(data, names, "--log-level", "WARNING").start()
+        store = Store(data)
+        wait_for(lambda: len(store.records()) == len(servers), timeout=60)
+        reader = StoreReader(data)
+        probe_idle = read_probe(data, args.probe_seconds)
+        pending, lags, done = {}, [], threading.Event()
+        watcher = threading.Thread(target=watch, args=(reader, pending, lags, done))
+        watcher.start()
+        probe = start_probe(data, args.lag_seconds)
+        publish_paced(names, servers, args.rate, args.lag_seconds, pending)
+        probe_busy = finish_probe(probe)
+        wait_for(lambda: not pending, timeout=30)
+        done.set()
+        watcher.join()
+        reader.close()
+        assert proc.stop() == 0
+        return lags, probe_idle, probe_busy
+    finally:
+        names.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def publish_paced(names, servers, rate, seconds, pending):
+    version = dict.fromkeys(servers, 1)
+    total = int(rate * seconds)
+    # Without confirms: a confirm round trip per message (~1.1 ms here) would cap the rate at
+    # ~900/s; lag is measured from the publish call either way.
+    with names.publisher(confirm=False) as pub:
+        start = time.perf_counter()
+        for n in range(total):
+            due = start + n / rate
+            now = time.perf_counter()
+            if due > now:
+                time.sleep(due - now)
+            u = servers[n % len(servers)]
+            version[u] += 1
+            pending[(u, version[u])] = time.perf_counter()
+            pub.send(contract.server_patch(u, version[u], {"progress": version[u] % 100}))
+
+
+def watch(reader, pending, lags, done):
+    while not done.is_set():
+        with reader.begin() as txn:
+            seen = time.perf_counter()
+            for key in list(pending):
+                rec = reader.record(txn, key[0].encode())
+                if rec is not None and rec["version"] >= key[1]:
+                    lags.append(seen - pending.pop(key))
+        time.sleep(0.0005)
+
+
+PROBE = """
+import random, sys, time
+sys.path.insert(0, %r)
+from fastnova.store.reader import StoreReader
+r = StoreReader(sys.argv[1]); ids = [k for k, _ in r.begin().cursor(db=r.servers)]
+out, end = [], time.perf_counter() + float(sys.argv[2])
+while time.perf_counter() < end:
+    key = random.choice(ids); t = time.perf_counter()
+    with r.begin() as txn: txn.get(key, db=r.servers)
+    out.append(time.perf_counter() - t)
+out.sort(); print(out[len(out) // 2], out[int(len(out) * 0.99)])
+""" % REPO
+
+
+def start_probe(data, seconds):
+    return subprocess.Popen([sys.executable, "-c", PROBE, data, str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def finish_probe(proc):
+    p50, p99 = map(float, proc.communicate()[0].split())
+    return p50, p99
+
+
+def read_probe(data, seconds):
+    return finish_probe(start_probe(data, seconds))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--updates", type=int, default=60_000)
+    parser.add_argument("--per-message", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--lag-seconds", type=float, default=10.0)
+    parser.add_argument("--probe-seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    print("machine: %s, %d cpus, python %s" % (platform.platform(), os.cpu_count(),
+                                               platform.python_version()))
+    print("stage  journal group commit (1000 x 500 B per fdatasync): %8.0f entries/s"
+          % stage_journal())
+    print("stage  StoreWriter apply (20%% creates, 80%% patches):     %8.0f updates/s"
+          % stage_apply())
+    for per in (1, args.per_message):
+        rate, messages = throughput(args, per)
+        print("feed   %d updates in %d messages (%d/message), durable:   %8.0f updates/s"
+              % (args.updates, messages, per, rate))
+    lags, idle, busy = lag(args)
+    ms = [x * 1000 for x in lags]
+    print("lag    publish -> visible at %.0f updates/s for %.0fs: p50 %.1f ms  p99 %.1f ms  "
+          "max %.1f ms  (n=%d)" % (args.rate, args.lag_seconds, statistics.median(ms),
+                                   pct(ms, 0.99), max(ms), len(ms)))
+    print("read   store get p50/p99 idle %.1f/%.1f us, under feed %.1f/%.1f us (p99 ratio %.2f)"
+          % (idle[0] * 1e6, idle[1] * 1e6, busy[0] * 1e6, busy[1] * 1e6, busy[1] / idle[1]))
+
+
+if __name__ == "__main__":
+    main()
