@@ -2,6 +2,13 @@
 
 The master itself never opens the store: a child creates it (and fills it with demo data when
 asked) and exits, so no LMDB handle is inherited across the workers' fork.
+
+Connection timeouts come from serve options when the command line has them, else from the
+environment (so tests can make them short without new flags):
+
+  FASTNOVA_HEADER_TIMEOUT     a request must be complete this long after it starts (30 s) -> 408
+  FASTNOVA_KEEPALIVE_TIMEOUT  idle keep-alive connection, or a client not reading (75 s)
+  FASTNOVA_GRACEFUL_TIMEOUT   TERM/HUP/TTOU: how long a worker may drain (30 s)
 """
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ import sys
 import time
 from types import SimpleNamespace
 
-from fastnova.master import Master, bind
+from fastnova.master import GRACEFUL_TIMEOUT, Master, bind
 
 LOG = logging.getLogger("fastnova")
 
@@ -62,6 +69,13 @@ def fill_demo(data_dir: str, count: int, seed: int = 0) -> int:
     return 0
 
 
+def _seconds(args, name: str, env: str, default: float | None) -> float | None:
+    value = getattr(args, name, None)
+    if value is None:
+        value = os.environ.get(env)
+    return float(value) if value not in (None, "") else default
+
+
 def serve(args) -> int:
     if args.auth == "noauth":
         LOG.warning("identity: noauth trusts the client: 'X-Auth-Token: USER:PROJECT' is "
@@ -71,8 +85,14 @@ def serve(args) -> int:
         LOG.error("could not prepare the store in %s", args.data_dir)
         return code
     host, port = args.bind
-    sock = bind(host, port)
+    listeners = bind(host, port)
+    graceful = _seconds(args, "graceful_timeout", "FASTNOVA_GRACEFUL_TIMEOUT", GRACEFUL_TIMEOUT)
     options = SimpleNamespace(
         data_dir=args.data_dir, public_endpoint=args.public_endpoint,
-        server_name="%s:%d" % ("localhost" if host in ("0.0.0.0", "::") else host, port))
-    return Master(sock, options, args.workers, timeout=args.timeout).run()
+        server_name="%s:%d" % ("localhost" if host in ("0.0.0.0", "::") else host,
+                               listeners.port),
+        header_timeout=_seconds(args, "header_timeout", "FASTNOVA_HEADER_TIMEOUT", None),
+        keepalive_timeout=_seconds(args, "keepalive_timeout", "FASTNOVA_KEEPALIVE_TIMEOUT", None),
+        graceful_timeout=graceful)
+    return Master(listeners, options, args.workers, timeout=args.timeout,
+                  graceful_timeout=graceful).run()

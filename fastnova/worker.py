@@ -1,9 +1,13 @@
-"""A worker process: one uvloop loop serving HTTP from the shared listening socket.
+"""A worker process: one uvloop loop serving HTTP from its slot's listening socket.
 
 Everything fork-sensitive is created here, after fork: the event loop, the read-only LMDB
 environment.  The worker proves it is alive by touching its heartbeat file from the event loop
-(a blocked loop stops touching it and the master replaces the worker).  TERM drains: stop
-accepting, close idle connections, let answers in progress finish, exit 0.
+(a blocked loop stops touching it and the master replaces the worker).  The same periodic tick
+enforces the connections' timeouts, so a request costs no timer of its own.  TERM drains: stop
+accepting, close idle connections, let answers in progress finish, exit 0.  INT/QUIT exit at once.
+
+Exit codes: 0 after a drain, WORKER_BOOT_ERROR when the worker could not start serving (the master
+counts those and gives up after a few in a row), 1 when the loop failed later.
 """
 from __future__ import annotations
 
@@ -13,13 +17,13 @@ import signal
 import sys
 
 from fastnova.api.app import App
-from fastnova.api.protocol import HttpProtocol
+from fastnova.api.protocol import HttpProtocol, Limits
 from fastnova.loop import new_loop
 from fastnova.store.reader import StoreReader
 
 LOG = logging.getLogger("fastnova.worker")
+WORKER_BOOT_ERROR = 3
 HEARTBEAT_INTERVAL = 1.0
-DRAIN_TIMEOUT = 30.0
 
 
 class Stats:
@@ -35,62 +39,90 @@ class Worker:
         self.sock = sock
         self.options = options
         self.heartbeat_path = heartbeat_path
+        self.limits = Limits.from_options(options)
+        self.graceful_timeout = float(getattr(options, "graceful_timeout", 30.0))
         self.protocols = set()
         self.stats = Stats()
         self.server = None
         self.loop = None
+        self.reader = None
+        self.draining = False
+        # Timeouts are enforced by a sweep; tick often enough that each fires within ~25%.
+        self.tick = max(0.05, min(HEARTBEAT_INTERVAL, self.limits.shortest() / 4))
 
-    def run(self) -> int:
+    def boot(self):
         self.loop = loop = new_loop()
-        reader = StoreReader(self.options.data_dir)
-        app = App(reader, server_name=self.options.server_name,
+        self.reader = StoreReader(self.options.data_dir)
+        # Reader slots of workers that died holding a read transaction (kill -9, OOM) stay
+        # taken in the lock file until someone checks for dead pids; do it at every start.
+        stale = self.reader.env.reader_check()
+        if stale:
+            LOG.warning("worker %d cleared %d stale LMDB reader slots", os.getpid(), stale)
+        app = App(self.reader, server_name=self.options.server_name,
                   public_endpoint=self.options.public_endpoint)
         self.server = loop.run_until_complete(
-            loop.create_server(lambda: self._protocol(app), sock=self.sock, backlog=2048))
+            loop.create_server(lambda: _Tracked(app, loop, self.stats, self.limits,
+                                                self.protocols),
+                               sock=self.sock, backlog=2048))
         loop.add_signal_handler(signal.SIGTERM, self.drain)
-        loop.add_signal_handler(signal.SIGINT, lambda: os._exit(0))
-        loop.add_signal_handler(signal.SIGQUIT, lambda: os._exit(0))
-        self._beat()
+        loop.add_signal_handler(signal.SIGINT, _quit)
+        loop.add_signal_handler(signal.SIGQUIT, _quit)
+
+    def serve(self) -> int:
+        LOG.info("worker %d ready", os.getpid())
+        self._tick()
         try:
-            loop.run_forever()
+            self.loop.run_forever()
         finally:
-            reader.close()
+            self.reader.close()
         LOG.info("worker %d stopped after %d connections, %d requests", os.getpid(),
                  self.stats.connections, self.stats.requests)
         return 0
 
-    def _protocol(self, app):
-        proto = _Tracked(app, self.loop, self.stats, self.protocols)
-        return proto
-
-    def _beat(self):
+    def _tick(self):
         if self.heartbeat_path:
             try:
                 os.utime(self.heartbeat_path)
             except OSError:
                 pass
-        self.loop.call_later(HEARTBEAT_INTERVAL, self._beat)
+        now = self.loop.time()
+        for proto in list(self.protocols):
+            proto.check(now)
+        self.loop.call_later(self.tick, self._tick)
 
     def drain(self):
+        if self.draining:
+            return
+        self.draining = True
         LOG.info("worker %d draining %d connections", os.getpid(), len(self.protocols))
         self.server.close()
         for proto in list(self.protocols):
             proto.drain()
-        self.loop.call_later(DRAIN_TIMEOUT, self.loop.stop)
+        self.loop.call_later(self.graceful_timeout, self._drain_expired)
         self._stop_when_empty()
+
+    def _drain_expired(self):
+        LOG.warning("worker %d: %d connections still open after %.0fs; closing them",
+                    os.getpid(), len(self.protocols), self.graceful_timeout)
+        self.loop.stop()
 
     def _stop_when_empty(self):
         if not self.protocols:
             self.loop.stop()
         else:
-            self.loop.call_later(0.05, self._stop_when_empty)
+            self.loop.call_later(0.02, self._stop_when_empty)
+
+
+def _quit():
+    logging.shutdown()
+    os._exit(0)
 
 
 class _Tracked(HttpProtocol):
-    """HttpProtocol that registers itself so TERM can drain every open connection."""
+    """HttpProtocol that registers itself so the tick and TERM reach every open connection."""
 
-    def __init__(self, app, loop, stats, registry):
-        super().__init__(app, loop, stats)
+    def __init__(self, app, loop, stats, limits, registry):
+        super().__init__(app, loop, stats, limits)
         self.registry = registry
 
     def connection_made(self, transport):
@@ -104,17 +136,22 @@ class _Tracked(HttpProtocol):
 
 def worker_main(sock, options, heartbeat_path) -> int:
     """Entry point in the child after fork; never returns to the master's code."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGTTIN, signal.SIG_IGN)
-    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_IGN)
+    worker = Worker(sock, options, heartbeat_path)
     try:
-        return Worker(sock, options, heartbeat_path).run()
-    except Exception:
-        LOG.exception("worker %d failed", os.getpid())
-        return 3
+        try:
+            worker.boot()
+        except Exception:
+            LOG.exception("worker %d failed to boot", os.getpid())
+            return WORKER_BOOT_ERROR
+        try:
+            return worker.serve()
+        except Exception:
+            LOG.exception("worker %d failed", os.getpid())
+            return 1
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -3,14 +3,24 @@
 Keep-alive and pipelining: httptools calls on_message_complete once per request in the order the
 bytes arrived, and every answer is produced synchronously (a read holds no await), so pipelined
 answers go out in order.  Bad input gets one fixed 4xx and the connection is closed; nothing a
-client sends can raise out of data_received.  A client that stops reading makes us stop reading
-(transport flow control), and an idle or trickling connection is closed by a timer.
+client sends can raise out of data_received.
+
+Bounded memory per connection:
+- headers: httptools buffers a header line until it is complete and has no size limit of its own,
+  so input is fed in slices of at most SLICE bytes and the bytes of an unfinished head are counted
+  between slices: at most ``max_head + SLICE`` bytes are ever buffered for one head (431 beyond);
+- answers: a client that pipelines without reading fills the transport's write buffer; past its
+  high-water mark further complete requests wait in ``pending`` (small objects, not answers) and
+  reading stops, so at most one read's worth of requests waits and no answer is built early.
+
+Timeouts cost no timer per request: the worker calls ``check(now)`` on every connection a few
+times per timeout, and a connection whose state has not moved for too long is closed (408 when a
+request was under way).
 """
 from __future__ import annotations
 
-import asyncio
+import collections
 import logging
-from collections import deque
 
 import httptools
 
@@ -18,17 +28,40 @@ from fastnova.api.app import Request
 
 LOG = logging.getLogger("fastnova.http")
 
-MAX_URL = 16384                  # bytes; eventlet's max_header_line in nova-api is 16384 too
-MAX_HEADERS_BYTES = 65536        # all header lines together
-MAX_HEADERS = 100
-MAX_BODY = 114688                # nova's [oslo_middleware] max_request_body_size default
-IDLE_TIMEOUT = 75.0              # keep-alive idle, seconds
-HEADER_TIMEOUT = 30.0            # a request must be complete this long after its first byte
+SLICE = 16384                    # bytes fed to httptools at once (see module docstring)
 
 _CANNED = {
     400: b"Bad Request", 408: b"Request Timeout", 413: b"Request Entity Too Large",
     414: b"Request-URI Too Long", 431: b"Request Header Fields Too Large",
 }
+
+
+class Limits:
+    """Sizes and timeouts; the worker builds one from the serve options."""
+
+    __slots__ = ("max_url", "max_head", "max_headers", "max_body", "header_timeout",
+                 "keepalive_timeout")
+
+    def __init__(self, max_url=16384, max_head=65536, max_headers=100, max_body=114688,
+                 header_timeout=30.0, keepalive_timeout=75.0):
+        self.max_url = max_url              # eventlet's max_header_line in nova-api is 16384
+        self.max_head = max_head            # all header lines together
+        self.max_headers = max_headers
+        self.max_body = max_body            # nova's [oslo_middleware] max_request_body_size
+        self.header_timeout = header_timeout    # a request must be complete this long after
+        self.keepalive_timeout = keepalive_timeout  # its first byte; idle / not-reading limit
+
+    @classmethod
+    def from_options(cls, options):
+        given = {name: getattr(options, name) for name in cls.__slots__
+                 if getattr(options, name, None) is not None}
+        return cls(**given)
+
+    def shortest(self) -> float:
+        return min(self.header_timeout, self.keepalive_timeout)
+
+
+DEFAULT_LIMITS = Limits()
 
 
 def canned(status: int) -> bytes:
@@ -50,47 +83,47 @@ _WANTED = {
     b"x-auth-token": "token",
     b"openstack-api-version": "mv_header",
     b"x-openstack-nova-api-version": "mv_legacy",
-    b"content-type": "content_type",
 }
 
 
 class HttpProtocol:
     """An asyncio protocol (uvloop calls these methods; no base class needed)."""
 
-    def __init__(self, app, loop, stats=None):
+    def __init__(self, app, loop, stats=None, limits: Limits = DEFAULT_LIMITS):
         self.app = app
         self.loop = loop
         self.stats = stats
+        self.limits = limits
         self.transport = None
         self.parser = httptools.HttpRequestParser(self)
         self.url = b""
         self.headers = {}
         self.header_bytes = 0
         self.header_count = 0
+        self.head_bytes = 0            # raw bytes fed since the last head or message ended
         self.body_size = 0
-        self.timer = None
-        self.closing = False
-        self.paused = False
         self.in_request = False
+        self.headers_done = False
+        self.answered = 0
+        self.pending = collections.deque()  # complete requests waiting for write room
+        self.paused = False
+        self.closing = False
+        self.failed = False            # an error answer is queued behind pending ones
         self.draining = False
-        self.body = []
-        # Answers not yet written, in request order: bytes, or a future for a command that
-        # awaits the database.  Pipelined answers must leave in the order requests came.
-        self.queue = deque()
+        self.mark = None               # (answered, in_request, len(pending)) at the last check
+        self.since = 0.0
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
     def connection_made(self, transport):
         self.transport = transport
+        self.since = self.loop.time()
         if self.stats is not None:
             self.stats.connections += 1
-        self._arm(IDLE_TIMEOUT)
 
     def connection_lost(self, exc):
         self.closing = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.pending.clear()
         self.transport = None
 
     def eof_received(self):
@@ -103,15 +136,35 @@ class HttpProtocol:
             self.transport.pause_reading()
 
     def resume_writing(self):
-        if self.paused and self.transport is not None:
-            self.paused = False
+        self.paused = False
+        while self.pending and not self.paused and not self.closing:
+            item = self.pending.popleft()
+            if isinstance(item, int):
+                self._fail(item)
+            else:
+                self._answer(item)
+        if not self.paused and not self.closing and self.transport is not None:
             self.transport.resume_reading()
 
     def data_received(self, data):
-        if self.closing:
+        if len(data) <= SLICE:
+            self._feed(data)
             return
+        view = memoryview(data)
+        for start in range(0, len(data), SLICE):
+            if self.closing or self.failed:
+                return
+            self._feed(view[start:start + SLICE])
+
+    def _feed(self, chunk):
+        if self.closing or self.failed:
+            return
+        self.head_bytes += len(chunk)
         try:
-            self.parser.feed_data(data)
+            self.parser.feed_data(chunk)
+            if self.in_request and not self.headers_done and \
+                    self.head_bytes > self.limits.max_head:
+                raise _Reject(431)
         except _Reject as rej:
             self._fail(rej.status)
         except httptools.HttpParserUpgrade:
@@ -124,77 +177,89 @@ class HttpProtocol:
 
     def on_message_begin(self):
         self.in_request = True
+        self.headers_done = False
         self.url = b""
         self.headers = {}
         self.header_bytes = 0
         self.header_count = 0
         self.body_size = 0
-        self.body = []
-        self._arm(HEADER_TIMEOUT)
 
     def on_url(self, url):
         self.url += url
-        if len(self.url) > MAX_URL:
+        if len(self.url) > self.limits.max_url:
             raise _Reject(414)
 
     def on_header(self, name, value):
         self.header_count += 1
         self.header_bytes += len(name) + len(value)
-        if self.header_count > MAX_HEADERS or self.header_bytes > MAX_HEADERS_BYTES:
+        if self.header_count > self.limits.max_headers or \
+                self.header_bytes > self.limits.max_head:
             raise _Reject(431)
         attr = _WANTED.get(name.lower())
         if attr is not None:
+            if attr in self.headers:
+                raise _Reject(400)     # two Host (or identity, version) headers: ambiguous
             self.headers[attr] = value
+
+    def on_headers_complete(self):
+        self.headers_done = True
+        self.head_bytes = 0
 
     def on_body(self, body):
         self.body_size += len(body)
-        if self.body_size > MAX_BODY:
+        if self.body_size > self.limits.max_body:
             raise _Reject(413)
-        self.body.append(body)
 
     def on_message_complete(self):
-        if self.closing or self.transport is None:
-            return
         self.in_request = False
+        self.head_bytes = 0
+        if self.closing:
+            return
         req = self._request()
         if req is None:
             raise _Reject(400)
+        if self.pending or self.paused:
+            self.pending.append(req)
+        else:
+            self._answer(req)
+
+    # -- answering -----------------------------------------------------------------------------
+
+    def _answer(self, req):
+        if self.draining:
+            req.keep_alive = False     # the answer says "Connection: close", then we close
+        self.transport.write(self.app.handle(req))
+        self.answered += 1
         if self.stats is not None:
             self.stats.requests += 1
-        result = self.app.handle(req)
-        if not self.queue and isinstance(result, bytes):
-            self._send(result, req.keep_alive)     # the read path: answered at once
-            return
-        if not isinstance(result, bytes):
-            result = asyncio.ensure_future(result, loop=self.loop)
-            result.add_done_callback(self._flush)
-        self.queue.append((result, req.keep_alive))
-        self._flush()
-
-    def _flush(self, _future=None):
-        while self.queue and not self.closing:
-            item, keep_alive = self.queue[0]
-            if not isinstance(item, bytes):
-                if not item.done():
-                    return
-                item = item.result()     # App.handle's coroutine never raises
-            self.queue.popleft()
-            self._send(item, keep_alive)
-
-    def _send(self, data, keep_alive):
-        if self.transport is None or self.closing:
-            return
-        self.transport.write(data)
-        if not keep_alive or (self.draining and not self.queue and not self.in_request):
+        if not req.keep_alive:
             self._close()
-        elif not self.in_request:
-            self._arm(IDLE_TIMEOUT)
 
     def drain(self):
-        """Graceful stop: close now if idle, else right after the answers in progress."""
+        """Graceful stop: close now if idle, else right after the answer in progress."""
         self.draining = True
-        if not self.in_request and not self.queue:
+        if not self.in_request and not self.pending:
             self._close()
+
+    def check(self, now: float):
+        """Called periodically by the worker: close a connection stuck in one state too long."""
+        mark = (self.answered, self.in_request, len(self.pending))
+        if mark != self.mark:
+            self.mark, self.since = mark, now
+            return
+        if self.pending or self.paused:
+            limit, status = self.limits.keepalive_timeout, None   # client not reading
+        elif self.in_request:
+            limit, status = self.limits.header_timeout, 408
+        elif self.answered == 0:
+            limit, status = self.limits.header_timeout, None      # connected, sent nothing
+        else:
+            limit, status = self.limits.keepalive_timeout, None   # idle keep-alive
+        if now - self.since > limit:
+            if status is None:
+                self._close()
+            else:
+                self._fail(status)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -203,7 +268,6 @@ class HttpProtocol:
             parsed = httptools.parse_url(self.url)
             h = {k: v.decode("latin-1") for k, v in self.headers.items()}
             return Request(
-                body=b"".join(self.body),
                 method=self.parser.get_method().decode("ascii"),
                 path=(parsed.path or b"/").decode("utf-8"),
                 query=(parsed.query or b"").decode("utf-8"),
@@ -212,25 +276,18 @@ class HttpProtocol:
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError, ValueError):
             return None
 
-    def _arm(self, seconds):
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.loop.call_later(seconds, self._timeout)
-
-    def _timeout(self):
-        self.timer = None
-        if self.transport is not None and not self.closing:
-            if self.in_request:
-                self._fail(408)
-            else:
-                self._close()
-
     def _fail(self, status):
+        if self.pending and not self.closing:
+            # Earlier requests still wait for their answers: the error goes out after them.
+            self.pending.append(status)
+            self.failed = True
+            return
         if self.transport is not None and not self.closing:
             self.transport.write(canned(status))
         self._close()
 
     def _close(self):
         self.closing = True
+        self.pending.clear()
         if self.transport is not None:
             self.transport.close()
