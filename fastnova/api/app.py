@@ -15,7 +15,8 @@ from urllib.parse import unquote
 from fastnova.api import errors, flavors, router, servers, versions
 from fastnova.api.context import noauth
 from fastnova.api.microversion import negotiate, version_headers
-from fastnova.api.response import JSON, DateCache, RequestIds, frame
+from fastnova.api.response import JSON, DateCache, RequestIds, frame, relay
+from fastnova.api.upstream import Relayed
 
 LOG = logging.getLogger("fastnova.api")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-_:\[\]]{1,255}$")
@@ -34,12 +35,14 @@ class Request:
     """What the protocol hands over: the parts of an HTTP request that nova's answer depends on."""
 
     __slots__ = ("method", "path", "query", "host", "token", "mv_header", "mv_legacy",
-                 "keep_alive", "body", "content_type")
+                 "keep_alive", "body", "content_type", "raw_headers")
 
     def __init__(self, method="GET", path="/", query="", host=None, token=None,
-                 mv_header=None, mv_legacy=None, keep_alive=True, body=b"", content_type=None):
+                 mv_header=None, mv_legacy=None, keep_alive=True, body=b"", content_type=None,
+                 raw_headers=()):
         self.body = body
         self.content_type = content_type
+        self.raw_headers = raw_headers      # every (name, value) as sent, for forwarding
         self.method = method
         self.path = path
         self.query = query
@@ -85,8 +88,9 @@ class Memo(dict):
 
 class App:
     def __init__(self, reader, server_name: str = "localhost:8774",
-                 public_endpoint: str | None = None, authenticate=noauth):
+                 public_endpoint: str | None = None, authenticate=noauth, upstream=None):
         self.reader = reader
+        self.upstream = upstream
         self.server_name = server_name
         self.public_endpoint = public_endpoint.rstrip("/") if public_endpoint else None
         self.authenticate = authenticate
@@ -116,6 +120,8 @@ class App:
         return self._frame(req, rid, answer)
 
     def _frame(self, req, rid, answer) -> bytes:
+        if type(answer) is Relayed:
+            return relay(answer, self.dates.get(), req.keep_alive, req.method == "HEAD")
         status, body, ctype, extra = answer
         return frame(status, body, ctype, extra, self.dates.get(), rid, req.keep_alive,
                      head_only=req.method == "HEAD")
@@ -152,6 +158,8 @@ class App:
         if kind == router.VERSION_DOC:
             minor, extra = self._microversion(req, rt)
             return 200, versions.version_doc(self.host_url(req), rt.legacy), JSON, extra
+        if self.upstream is not None and kind in (router.NOT_SERVED, router.NO_ROUTE):
+            return self._forward(req)
         ctx = _unwrap(self._identity[req.token])
         if kind == router.NO_ROUTE:
             raise errors.route_not_found()
@@ -188,6 +196,10 @@ class App:
             return status, body, JSON, extra + (more[0] if more else b"")
         return 200, result, JSON, extra
 
+    def _forward(self, req: Request):
+        target = req.path + ("?" + req.query if req.query else "")
+        return self.upstream.forward(req.method, target, req.raw_headers, req.body, req.host)
+
     def _microversion(self, req: Request, rt) -> tuple[int, bytes]:
         if rt.legacy:
             return 1, b""
@@ -220,5 +232,5 @@ def _raising(fn):
 def _unwrap(value):
     if type(value) is _Raised:
         raise errors.ApiError(value.error.status, value.error.body, value.error.content_type,
-                              value.error.versioned)
+                              value.error.versioned, value.error.extra)
     return value
