@@ -85,3 +85,13 @@ def frame(status: int, body: bytes, content_type: bytes, extra: bytes, date: byt
         b"\r\n",
     ))
     return head if head_only else head + body
+
+
+def relay(answer, date: bytes, keep_alive: bool, head_only: bool = False) -> bytes:
+    """An upstream nova-api's answer passed on: its status, its headers (nova's request ids
+    included, so operators can find the request in nova's logs), our framing."""
+    status = STATUS_LINES.get(answer.status) or b"HTTP/1.1 %d Unknown\r\n" % answer.status
+    head = b"".join((status, answer.headers, b"Content-Length: %d\r\n" % len(answer.body),
+                     b"" if b"\ndate:" in b"\n" + answer.headers.lower() else date,
+                     b"" if keep_alive else b"Connection: close\r\n", b"\r\n"))
+    return head if head_only else head + answer.body
