@@ -1,0 +1,44 @@
+"""The load harness works end to end at tiny scale (1 s runs), so CI catches a broken bench/.
+
+It starts the real thing: a demo store, fastnova pinned with taskset, nginx and the bare server
+serving fastnova's bytes, wrk, the worker table, then the report's tables.  Numbers are not
+checked (a shared CI core makes them meaningless); only that every part ran and answered.
+"""
+import json
+import os
+import shutil
+
+import pytest
+
+from bench import load, report
+
+TOOLS = ("wrk", "nginx", "taskset")
+
+
+def _have(tool: str) -> bool:
+    # nginx lives in /usr/sbin, which is not on every user's PATH.
+    return bool(shutil.which(tool)) or os.path.exists("/usr/sbin/" + tool)
+
+
+pytestmark = pytest.mark.skipif(not all(map(_have, TOOLS)), reason="needs wrk, nginx, taskset")
+
+
+@pytest.mark.timeout(240)
+def test_load_runner_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTNOVA_BENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "result.json"
+    assert load.main(["--servers", "50", "--concurrency", "2", "--duration", "1",
+                      "--warmup", "0", "--scenarios", "show,detail100,detail100_active",
+                      "--worker-table", "1@0", "--worker-scenarios", "show",
+                      "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    servers = {(r["scenario"], r["server"]) for r in res["runs"]}
+    for scenario in ("show", "detail100", "detail100_active"):
+        for server in ("fastnova", "nginx", "bare"):
+            assert (scenario, server) in servers
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in res["runs"])
+    assert res["workers"] and res["workers"][0]["rps"] > 0
+    assert any(m["role"] == "worker" and m.get("pss_kb") for m in res["memory"])
+    assert res["machine"]["cores"] >= 1
+    text = report.generated(res, str(out), [])
+    assert "fastnova/nginx" in text and "### Against worker count" in text
