@@ -39,12 +39,14 @@ class ApiError(Exception):
     """
 
     def __init__(self, status: int, body: bytes, content_type: bytes = b"application/json",
-                 versioned: bool = True):
+                 versioned: bool = True, extra: bytes = b""):
         super().__init__(status)
         self.status = status
         self.body = body
         self.content_type = content_type
         self.versioned = versioned
+        # Header lines that go with the answer (nova's version headers once they are known).
+        self.extra = extra
 
 
 def fault_body(status: int, message: str) -> bytes:
