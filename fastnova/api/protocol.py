@@ -19,6 +19,7 @@ request was under way).
 """
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 
@@ -72,9 +73,8 @@ def canned(status: int) -> bytes:
 
 
 class _Reject(Exception):
-    def __init__(self, status):
-        super().__init__(status)
-        self.status = status
+    """Raised from a parser callback; httptools re-raises it as HttpParserCallbackError, so the
+    status travels in ``HttpProtocol.rejected``."""
 
 
 # Header names we keep, lower-case bytes -> Request attribute.
@@ -83,6 +83,7 @@ _WANTED = {
     b"x-auth-token": "token",
     b"openstack-api-version": "mv_header",
     b"x-openstack-nova-api-version": "mv_legacy",
+    b"content-type": "content_type",
 }
 
 
@@ -102,12 +103,16 @@ class HttpProtocol:
         self.header_count = 0
         self.head_bytes = 0            # raw bytes fed since the last head or message ended
         self.body_size = 0
+        self.body = []
+        self.raw_headers = []          # every header as sent: forwarded to an upstream nova-api
+        self.waiting = None            # a command's answer being awaited: later ones queue
         self.in_request = False
         self.headers_done = False
         self.answered = 0
         self.pending = collections.deque()  # complete requests waiting for write room
         self.paused = False
         self.closing = False
+        self.rejected = 0              # status a callback chose before raising _Reject
         self.failed = False            # an error answer is queued behind pending ones
         self.draining = False
         self.mark = None               # (answered, in_request, len(pending)) at the last check
@@ -125,6 +130,8 @@ class HttpProtocol:
         self.closing = True
         self.pending.clear()
         self.transport = None
+        if self.waiting is not None:
+            self.waiting.cancel()
 
     def eof_received(self):
         return False
@@ -137,14 +144,18 @@ class HttpProtocol:
 
     def resume_writing(self):
         self.paused = False
-        while self.pending and not self.paused and not self.closing:
+        self._answer_pending()
+        if not self.paused and not self.closing and self.transport is not None \
+                and self.waiting is None:
+            self.transport.resume_reading()
+
+    def _answer_pending(self):
+        while self.pending and not self.paused and not self.closing and self.waiting is None:
             item = self.pending.popleft()
             if isinstance(item, int):
                 self._fail(item)
             else:
                 self._answer(item)
-        if not self.paused and not self.closing and self.transport is not None:
-            self.transport.resume_reading()
 
     def data_received(self, data):
         if len(data) <= SLICE:
@@ -164,14 +175,14 @@ class HttpProtocol:
             self.parser.feed_data(chunk)
             if self.in_request and not self.headers_done and \
                     self.head_bytes > self.limits.max_head:
-                raise _Reject(431)
-        except _Reject as rej:
-            self._fail(rej.status)
+                self._reject(431)
+        except _Reject:
+            self._fail(self.rejected or 400)
         except httptools.HttpParserUpgrade:
             # Upgrade/CONNECT: nova speaks neither; whatever was answered stands, then close.
             self._close()
         except httptools.HttpParserError:
-            self._fail(400)
+            self._fail(self.rejected or 400)
 
     # -- httptools callbacks -------------------------------------------------------------------
 
@@ -183,32 +194,38 @@ class HttpProtocol:
         self.header_bytes = 0
         self.header_count = 0
         self.body_size = 0
+        self.body = []
+        self.raw_headers = []
 
     def on_url(self, url):
         self.url += url
         if len(self.url) > self.limits.max_url:
-            raise _Reject(414)
+            self._reject(414)
 
     def on_header(self, name, value):
         self.header_count += 1
         self.header_bytes += len(name) + len(value)
         if self.header_count > self.limits.max_headers or \
                 self.header_bytes > self.limits.max_head:
-            raise _Reject(431)
+            self._reject(431)
+        self.raw_headers.append((name, value))
         attr = _WANTED.get(name.lower())
         if attr is not None:
             if attr in self.headers:
-                raise _Reject(400)     # two Host (or identity, version) headers: ambiguous
+                self._reject(400)     # two Host (or identity, version) headers: ambiguous
             self.headers[attr] = value
 
     def on_headers_complete(self):
+        if self.parser.get_http_version() not in ("1.1", "1.0"):
+            self._reject(400)          # llhttp takes "GET /" as HTTP/0.9; nova never spoke it
         self.headers_done = True
         self.head_bytes = 0
 
     def on_body(self, body):
         self.body_size += len(body)
         if self.body_size > self.limits.max_body:
-            raise _Reject(413)
+            self._reject(413)
+        self.body.append(body)
 
     def on_message_complete(self):
         self.in_request = False
@@ -217,8 +234,8 @@ class HttpProtocol:
             return
         req = self._request()
         if req is None:
-            raise _Reject(400)
-        if self.pending or self.paused:
+            self._reject(400)
+        if self.pending or self.paused or self.waiting is not None:
             self.pending.append(req)
         else:
             self._answer(req)
@@ -228,7 +245,26 @@ class HttpProtocol:
     def _answer(self, req):
         if self.draining:
             req.keep_alive = False     # the answer says "Connection: close", then we close
-        self.transport.write(self.app.handle(req))
+        answer = self.app.handle(req)
+        if type(answer) is not bytes:
+            # A command awaits the database or an upstream: answers after it must wait for it,
+            # so that pipelined answers still leave in request order.
+            self.waiting = asyncio.ensure_future(answer, loop=self.loop)
+            self.waiting.add_done_callback(lambda fut: self._awaited(fut, req))
+            return
+        self._write(answer, req)
+
+    def _awaited(self, fut, req):
+        self.waiting = None
+        if self.closing or fut.cancelled():
+            return
+        self._write(fut.result(), req)     # App.handle's coroutine answers every error itself
+        self._answer_pending()
+        if not self.paused and not self.closing and self.transport is not None:
+            self.transport.resume_reading()
+
+    def _write(self, answer, req):
+        self.transport.write(answer)
         self.answered += 1
         if self.stats is not None:
             self.stats.requests += 1
@@ -238,13 +274,13 @@ class HttpProtocol:
     def drain(self):
         """Graceful stop: close now if idle, else right after the answer in progress."""
         self.draining = True
-        if not self.in_request and not self.pending:
+        if not self.in_request and not self.pending and self.waiting is None:
             self._close()
 
     def check(self, now: float):
         """Called periodically by the worker: close a connection stuck in one state too long."""
         mark = (self.answered, self.in_request, len(self.pending))
-        if mark != self.mark:
+        if mark != self.mark or self.waiting is not None:
             self.mark, self.since = mark, now
             return
         if self.pending or self.paused:
@@ -272,12 +308,18 @@ class HttpProtocol:
                 path=(parsed.path or b"/").decode("utf-8"),
                 query=(parsed.query or b"").decode("utf-8"),
                 keep_alive=self.parser.should_keep_alive(),
+                body=b"".join(self.body),
+                raw_headers=self.raw_headers,
                 **h)
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError, ValueError):
             return None
 
+    def _reject(self, status):
+        self.rejected = status
+        raise _Reject(status)
+
     def _fail(self, status):
-        if self.pending and not self.closing:
+        if (self.pending or self.waiting is not None) and not self.closing:
             # Earlier requests still wait for their answers: the error goes out after them.
             self.pending.append(status)
             self.failed = True
