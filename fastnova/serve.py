@@ -89,6 +89,7 @@ def serve(args) -> int:
     graceful = _seconds(args, "graceful_timeout", "FASTNOVA_GRACEFUL_TIMEOUT", GRACEFUL_TIMEOUT)
     options = SimpleNamespace(
         data_dir=args.data_dir, public_endpoint=args.public_endpoint,
+        upstream=getattr(args, "upstream", None),
         server_name="%s:%d" % ("localhost" if host in ("0.0.0.0", "::") else host,
                                listeners.port),
         header_timeout=_seconds(args, "header_timeout", "FASTNOVA_HEADER_TIMEOUT", None),

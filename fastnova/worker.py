@@ -17,6 +17,7 @@ import signal
 import sys
 
 from fastnova.api.app import App
+from fastnova.api.upstream import Upstream
 from fastnova.api.protocol import HttpProtocol, Limits
 from fastnova.loop import new_loop
 from fastnova.store.reader import StoreReader
@@ -58,8 +59,10 @@ class Worker:
         stale = self.reader.env.reader_check()
         if stale:
             LOG.warning("worker %d cleared %d stale LMDB reader slots", os.getpid(), stale)
+        upstream = getattr(self.options, "upstream", None)
         app = App(self.reader, server_name=self.options.server_name,
-                  public_endpoint=self.options.public_endpoint)
+                  public_endpoint=self.options.public_endpoint,
+                  upstream=Upstream(upstream) if upstream else None)
         self.server = loop.run_until_complete(
             loop.create_server(lambda: _Tracked(app, loop, self.stats, self.limits,
                                                 self.protocols),

@@ -137,3 +137,27 @@ def test_pooled_connection_closed_by_upstream_is_retried(store):
 
     first, second = run(scenario())
     assert _split(first)[0] == 200 and _split(second)[0] == 200
+
+
+def test_serve_with_upstream_forwards_over_the_wire():
+    """`fastnova serve --upstream URL`: a real forked server relays to a real upstream."""
+    import threading
+
+    from tests.server import running_server
+
+    loop = uvloop.new_event_loop()
+    nova = FakeNova()
+    url = loop.run_until_complete(nova.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        with running_server(workers=1, demo=3, extra_args=("--upstream", url)) as srv:
+            status, headers, body = srv.get("/v2.1/os-hypervisors")
+            assert status == 200, srv.log()[-2000:]
+            assert json.loads(body)["echo"] == "GET /v2.1/os-hypervisors HTTP/1.1"
+            status, _, _ = srv.get("/v2.1/flavors")     # still answered locally
+            assert status == 200
+        assert [line for line, _, _ in nova.seen] == ["GET /v2.1/os-hypervisors HTTP/1.1"]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
