@@ -25,6 +25,10 @@ META_FLAVOR_VERSION = b"feed_flavor_version:"
 DATA_ERRORS = (ValueError, TypeError, KeyError, AttributeError)
 
 
+class ApplyError(RuntimeError):
+    """A validated update could not be applied: a bug; the feed must stop, not skip it."""
+
+
 class ApplyStats:
     """Counters kept by the applier (read by the service for its log line and by the bench)."""
 
@@ -32,7 +36,6 @@ class ApplyStats:
         self.applied = 0        # updates that changed the store
         self.ignored = 0        # stale, duplicate or for an unknown server
         self.batches = 0
-        self.failed = 0         # entries that could not be applied even alone (logged)
         self.position = 0
 
 
@@ -54,11 +57,9 @@ class Applier:
         try:
             self._apply_batch(entries)
         except DATA_ERRORS:
-            # One bad entry must not block the feed: it was acknowledged already, so it
-            # cannot go to the dead-letter queue.  Redo the batch one entry per transaction.
-            # Anything else (lmdb.Error: disk or map full, I/O) propagates and stops the feed.
-            LOG.exception("cellfeed: batch of %d entries failed; applying one by one",
-                          len(entries))
+            # Validation should make this impossible, so it is a bug in the feed or the store.
+            # Redo the batch one entry per transaction: the entries before the bad one are
+            # applied, and the error names the bad one exactly.
             for entry in entries:
                 self._apply_alone(entry)
 
@@ -77,12 +78,12 @@ class Applier:
     def _apply_alone(self, entry):
         try:
             self._apply_batch([entry])
-        except DATA_ERRORS:
-            LOG.exception("cellfeed: journal entry %d cannot be applied; skipping it", entry[0])
-            with self.writer.batch() as b:
-                b.set_meta(META_POSITION, b"%d" % entry[0])
-            self.stats.failed += 1
-            self.stats.position = entry[0]
+        except DATA_ERRORS as exc:
+            # The entry was acknowledged, so skipping it would lose it for good: stop here,
+            # with the position before it, so that a fixed build replays it.
+            raise ApplyError("journal entry %d cannot be applied (%s: %s); the feed stops "
+                             "before it so that nothing acknowledged is skipped"
+                             % (entry[0], type(exc).__name__, exc)) from exc
 
     def _count(self, position, changed, ignored):
         self.stats.applied += changed

@@ -3,7 +3,8 @@
 ``run(options) -> exit code`` is the entry point for ``cellfeed run`` and for the fastnova master,
 which forks a process and calls it there (everything fork-sensitive is opened here, after fork).
 
-Exit codes: 0 stopped on request; 74 (EX_IOERR) the journal or the store failed, nothing more was
+Exit codes: 0 stopped on request; 70 (EX_SOFTWARE) a validated update could not be applied
+(a bug: the feed stops before it rather than skip it); 74 (EX_IOERR) the journal or the store failed, nothing more was
 acknowledged; 75 (EX_TEMPFAIL) another cellfeed holds this data dir's journal; 78 (EX_CONFIG) bad
 options or an incompatible store.
 """
@@ -21,7 +22,7 @@ import pika
 from pika.adapters.select_connection import IOLoop
 
 from cellfeed import contract
-from cellfeed.applier import Applier, ApplierThread
+from cellfeed.applier import Applier, ApplierThread, ApplyError
 from cellfeed.consumer import FeedConsumer, Topology, Tuning
 from cellfeed.journal import (DEFAULT_SEGMENT_BYTES, Journal, JournalError, JournalFailed,
                               JournalLocked)
@@ -29,6 +30,7 @@ from cellfeed.journal import (DEFAULT_SEGMENT_BYTES, Journal, JournalError, Jour
 LOG = logging.getLogger(__name__)
 
 EXIT_OK = 0
+EXIT_SOFTWARE = 70
 EXIT_IOERR = 74
 EXIT_LOCKED = 75
 EXIT_CONFIG = 78
@@ -89,6 +91,9 @@ class FeedService:
     def run(self) -> int:
         try:
             self._open()
+        except ApplyError as exc:     # replay hit an entry it cannot apply
+            LOG.critical("cellfeed: FATAL: %s", exc)
+            return EXIT_SOFTWARE
         except JournalLocked as exc:
             LOG.error("cellfeed: %s", exc)
             return EXIT_LOCKED
@@ -166,6 +171,9 @@ class FeedService:
     def _finish(self) -> int:
         stopped = self.thread.stop(timeout=60)
         fatal = self.consumer.fatal or self.store_error or self.thread.error
+        if isinstance(fatal, ApplyError):
+            LOG.critical("cellfeed: stopped: %s", fatal)
+            return EXIT_SOFTWARE
         if fatal is not None:
             LOG.critical("cellfeed: stopped after a durability failure: %s", fatal)
             return EXIT_IOERR
@@ -179,7 +187,7 @@ class FeedService:
     def _on_store_failure(self, exc: BaseException):
         """Called on the applier thread: hand the failure to the I/O loop, which stops."""
         self.store_error = exc
-        LOG.critical("cellfeed: FATAL: the store write failed: %r", exc)
+        LOG.critical("cellfeed: FATAL: the store write failed: %s", exc)
         self.ioloop.add_callback_threadsafe(functools.partial(self.consumer.abort, exc))
 
     def _housekeeping(self):

@@ -127,9 +127,20 @@ class Store:
         from fastnova.store.reader import StoreReader
         return StoreReader(self.data_dir)
 
+    def exists(self) -> bool:
+        # The consumer creates the store (and its named databases) when it starts.
+        import lmdb
+        if not os.path.exists(os.path.join(self.data_dir, "store", "data.mdb")):
+            return False
+        try:
+            self._reader().close()
+            return True
+        except lmdb.Error:
+            return False
+
     def records(self) -> dict:
         import orjson
-        if not os.path.exists(os.path.join(self.data_dir, "store", "data.mdb")):
+        if not self.exists():
             return {}
         reader = self._reader()
         try:
@@ -149,6 +160,8 @@ class Store:
     def position(self) -> int:
         from cellfeed.applier import META_POSITION
         from fastnova.store import layout as L
+        if not self.exists():
+            return 0
         reader = self._reader()
         try:
             with reader.begin() as txn:
