@@ -1,7 +1,13 @@
 """GET /flavors, /flavors/detail and /flavors/{id}.
 
-nova's default policy lets every user list public, enabled flavors; admins see every flavor
-(is_public filter semantics are issue 3's query surface).  Order: flavorid ascending.
+Visibility is nova's (objects/flavor.py _flavor_get_query_from_db and _flavor_get_all_from_db,
+compute/flavors.py _get_flavors and _parse_is_public):
+- show and the marker lookup: a member finds public flavors and those its project has access to;
+  an admin finds every flavor, disabled or not;
+- list: a member gets those, minus disabled ones; an admin gets public flavors (plus those its
+  project has access to), disabled included, unless ``is_public`` says otherwise ("none": all,
+  a strict boolean: that visibility, anything else: 400).
+Order: flavorid ascending.
 """
 from __future__ import annotations
 
@@ -14,16 +20,38 @@ from fastnova.api.servers import role_bit
 from fastnova.store import layout as L
 
 
-def _visible(frec, ctx) -> bool:
-    if ctx.is_admin:
-        return True
-    return frec.get("is_public", True) and not frec.get("disabled", False)
+def _findable(frec, ctx) -> bool:
+    """Whether the flavor query (show, marker) finds it for this caller."""
+    return ctx.is_admin or _public_or_shared(frec, ctx)
+
+
+def _public_or_shared(frec, ctx) -> bool:
+    return bool(frec.get("is_public", True)) or ctx.project_id in (frec.get("projects") or ())
+
+
+def _list_filter(q, ctx):
+    """The list's visibility test for this caller and query."""
+    if not ctx.is_admin:
+        return lambda f: _public_or_shared(f, ctx) and not f.get("disabled", False)
+    value = q.last.get("is_public")
+    if value is None:
+        return lambda f: _public_or_shared(f, ctx)
+    if value.lower() == "none":
+        return lambda f: True
+    lowered = value.strip().lower()
+    if lowered in ("1", "t", "true", "on", "y", "yes"):
+        return lambda f: _public_or_shared(f, ctx)
+    if lowered in ("0", "f", "false", "off", "n", "no"):
+        return lambda f: not f.get("is_public", True)
+    raise errors.bad_request("Invalid is_public filter [%s]" % value)
 
 
 def show(app, req, ctx, minor, route, links) -> bytes:
     fid = route.arg
     with app.reader.begin() as txn:
         blob = app.reader.flavor_blob(txn, fid.encode())
+        if blob is not None and not _findable(app.reader.flavor_record(txn, fid.encode()), ctx):
+            blob = None
         doc = None if blob is None else _ext.show_doc(
             blob, minor, role_bit(ctx) | L.VIEW_SHOW, None, links.root, links.vroot)
     if doc is None:
@@ -35,17 +63,19 @@ def listing(app, req, ctx, minor, route, links, detail: bool) -> bytes:
     q = Query(req.query)
     limit, marker = limit_and_marker(q)
     view = L.VIEW_DETAIL if detail else L.VIEW_INDEX
+    visible = _list_filter(q, ctx)
     with app.reader.begin() as txn:
         ids = app.reader.flavor_ids(txn)
         if marker is not None:
-            if marker.encode() not in ids:
+            key = marker.encode()
+            if key not in ids or not _findable(app.reader.flavor_record(txn, key), ctx):
                 raise errors.bad_request("marker [%s] not found" % marker)
-            ids = ids[ids.index(marker.encode()) + 1:]
+            ids = ids[ids.index(key) + 1:]
         picked = []
         for fid in ids:
             if len(picked) >= limit:
                 break
-            if _visible(app.reader.flavor_record(txn, fid), ctx):
+            if visible(app.reader.flavor_record(txn, fid)):
                 picked.append(fid)
         blobs = [app.reader.flavor_blob(txn, fid) for fid in picked]
         body = _ext.page_docs(blobs, minor, role_bit(ctx) | view, links.root, links.vroot)
