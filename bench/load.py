@@ -107,11 +107,12 @@ def _tail(path: str, size: int = 3000) -> str:
         return "(no log)"
 
 
-def memory_rows(master: int, store: int, workers: int) -> list[dict]:
-    rows = [dict(role="master", pid=master, store=store, workers=workers, **procs.memory(master))]
+def memory_rows(master: int, store: int, workers: int, cpus: str, after: str) -> list[dict]:
+    """PSS of the master and each worker, sampled right after load (``after`` says which)."""
+    common = dict(store=store, workers=workers, server_cpus=cpus, after=after)
+    rows = [dict(role="master", pid=master, **common, **procs.memory(master))]
     for pid in procs.children(master):
-        rows.append(dict(role="worker", pid=pid, store=store, workers=workers,
-                         **procs.memory(pid)))
+        rows.append(dict(role="worker", pid=pid, **common, **procs.memory(pid)))
     return rows
 
 
@@ -229,7 +230,8 @@ def run_store(args, tmp: str, store: int, chosen, out: dict) -> None:
             out["scenarios"].setdefault(scenario.name, {})[str(store)] = info
             out["runs"].extend(rows)
             save(out, args.out)
-        out["memory"].extend(memory_rows(proc.pid, store, 1))
+        out["memory"].extend(memory_rows(proc.pid, store, 1, args.server_cpus,
+                                         "all scenarios"))
 
 
 # -- worker table ----------------------------------------------------------------------------
@@ -278,7 +280,8 @@ def run_workers(args, tmp: str, out: dict) -> None:
                                            concurrency=args.worker_concurrency, **result))
                 log("workers %d on cpus %s (wrk on %s) %-10s %9.0f req/s  p99 %.3f ms"
                     % (workers, cpus, client, scenario.name, result["rps"], result["p99_ms"]))
-            out["memory"].extend(memory_rows(proc.pid, store, workers))
+            out["memory"].extend(memory_rows(proc.pid, store, workers, cpus,
+                                             args.worker_scenarios))
             save(out, args.out)
 
 

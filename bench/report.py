@@ -187,11 +187,21 @@ def workers(res) -> str:
 
 
 def memory(res) -> str:
-    rows = []
+    """One row per process, then the run's total: summing PSS counts shared pages once."""
+    rows, groups = [], {}
     for m in res.get("memory", []):
-        rows.append([str(m["store"]), str(m["workers"]), m["role"], fmt(m.get("rss_kb")),
-                     fmt(m.get("pss_kb")), fmt(m.get("pss_anon_kb")), fmt(m.get("pss_file_kb"))])
-    head = ["store", "workers", "process", "RSS kB", "PSS kB", "PSS anon kB", "PSS file kB"]
+        key = (m["store"], m["workers"], m.get("server_cpus", "?"), m.get("after", "?"))
+        groups.setdefault(key, []).append(m)
+    for (store, workers, cpus, after), procs in groups.items():
+        for m in procs:
+            rows.append([str(store), "%d@%s" % (workers, cpus), after, m["role"],
+                         fmt(m.get("rss_kb")), fmt(m.get("pss_kb")), fmt(m.get("pss_anon_kb")),
+                         fmt(m.get("pss_file_kb"))])
+        rows.append([str(store), "%d@%s" % (workers, cpus), after, "**all (sum)**",
+                     fmt(sum(m.get("rss_kb", 0) for m in procs)),
+                     "**%s**" % fmt(sum(m.get("pss_kb", 0) for m in procs)), "", ""])
+    head = ["store", "workers@cores", "after load of", "process", "RSS kB", "PSS kB",
+            "PSS anon kB", "PSS file kB"]
     return md_table(head, rows)
 
 
