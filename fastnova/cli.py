@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("count", type=int)
     d.add_argument("--data-dir", default=default_data_dir())
     d.add_argument("--seed", type=int, default=0)
+    from fastnova.importer.cli import add_parsers as add_import_parsers
+    add_import_parsers(sub, default_data_dir())
     return p
 
 
@@ -75,6 +77,9 @@ def main(argv=None) -> int:
     if args.command == "demo":
         from fastnova.serve import fill_demo
         return fill_demo(args.data_dir, args.count, args.seed)
+    if args.command in ("import-nova", "reconcile"):
+        from fastnova.importer.cli import main as import_main
+        return import_main(args)
     return 2
 
 
