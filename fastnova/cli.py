@@ -58,13 +58,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=30.0,
                    help="seconds without a heartbeat before a worker is replaced")
     s.add_argument("--log-level", default="INFO")
+    _add_command_options(s)
     d = sub.add_parser("demo", help="fill a store with N demo servers and exit")
     d.add_argument("count", type=int)
     d.add_argument("--data-dir", default=default_data_dir())
     d.add_argument("--seed", type=int, default=0)
     from fastnova.importer.cli import add_parsers as add_import_parsers
     add_import_parsers(sub, default_data_dir())
+    db = sub.add_parser("db", help="the PostgreSQL API database")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    sync = dbsub.add_parser("sync", help="create or migrate the API database schema")
+    sync.add_argument("--database", required=True, metavar="URL")
+    sync.add_argument("--db-schema", default=None, help="PostgreSQL schema (default: public)")
     return p
+
+
+def _add_command_options(s):
+    """Options of the commands (fastnova.commands, docs/commands.md)."""
+    s.add_argument("--database", default=None, metavar="URL",
+                   help="postgresql:// API database (default: none; the store is the record)")
+    s.add_argument("--db-schema", default=None, help=argparse.SUPPRESS)
+    s.add_argument("--amqp", default=None, metavar="URL",
+                   help="RabbitMQ for casts and cell updates (default: none; a simulated cell "
+                        "runs in-process)")
+    s.add_argument("--outbox-bound", type=int, default=None, metavar="N",
+                   help="casts waiting before commands answer 503 (default 100000)")
+    s.add_argument("--quota", default=None, metavar="RES=N,...",
+                   help="default quotas, e.g. instances=10,cores=20,ram=51200")
+    s.add_argument("--cast-exchange", default=None, help="exchange the casts go to")
+    s.add_argument("--cast-queue", default=None, help="the cell's durable cast queue")
+    s.add_argument("--feed-exchange", default=None, help="the cells' update exchange")
+    s.add_argument("--feed-queue", default=None, help="this host's update queue")
+    s.add_argument("--sim-step", type=float, default=None, metavar="SECONDS",
+                   help="embedded simulated cell: seconds per workflow step (default 0.2)")
 
 
 def main(argv=None) -> int:
@@ -80,6 +106,9 @@ def main(argv=None) -> int:
     if args.command in ("import-nova", "reconcile"):
         from fastnova.importer.cli import main as import_main
         return import_main(args)
+    if args.command == "db":
+        from fastnova.db.schema import sync
+        return sync(args.database, schema=args.db_schema)
     return 2
 
 

@@ -96,4 +96,44 @@ def serve(args) -> int:
         keepalive_timeout=_seconds(args, "keepalive_timeout", "FASTNOVA_KEEPALIVE_TIMEOUT", None),
         graceful_timeout=graceful)
     return Master(listeners, options, args.workers, timeout=args.timeout,
-                  graceful_timeout=graceful).run()
+                  graceful_timeout=graceful, children=command_children(args)).run()
+
+
+def command_children(args) -> list:
+    """Configure the workers' commands (plain values, before fork) and name the supervised
+    processes they need when RabbitMQ is configured: the outbox forwarder and cellfeed.  With
+    no broker the simulated cell runs inside the workers (fastnova.simcell.EmbeddedCell)."""
+    from fastnova import forwarder
+    from fastnova.commands import runtime
+    database = getattr(args, "database", None)
+    amqp = getattr(args, "amqp", None)
+    schema = getattr(args, "db_schema", None)
+    cfg = runtime.configure(database=database, amqp=bool(amqp), db_schema=schema,
+                            outbox_bound=getattr(args, "outbox_bound", None),
+                            quotas=_quotas(getattr(args, "quota", None)),
+                            sim_step=getattr(args, "sim_step", None))
+    if not amqp:
+        return []
+    fopts = forwarder.Options(
+        data_dir=args.data_dir, amqp_url=amqp, database=database, db_schema=schema,
+        api_host=cfg.api_host,
+        exchange=getattr(args, "cast_exchange", None) or forwarder.DEFAULT_EXCHANGE,
+        queue=getattr(args, "cast_queue", None) or forwarder.DEFAULT_QUEUE)
+
+    def feed():
+        from cellfeed import service
+        return service.run({"data_dir": args.data_dir, "amqp_url": amqp,
+                            "exchange": getattr(args, "feed_exchange", None),
+                            "queue": getattr(args, "feed_queue", None)})
+    return [("forwarder", lambda: forwarder.run(fopts)), ("cellfeed", feed)]
+
+
+def _quotas(text):
+    if not text:
+        return None
+    from fastnova.commands.runtime import DEFAULT_QUOTAS
+    out = dict(DEFAULT_QUOTAS)
+    for item in text.split(","):
+        name, _sep, value = item.partition("=")
+        out[name.strip()] = int(value)
+    return out

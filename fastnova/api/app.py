@@ -13,6 +13,9 @@ import re
 from urllib.parse import unquote
 
 from fastnova.api import errors, flavors, router, servers, versions
+from fastnova.commands import (actions as cmd_actions, create as cmd_create,
+                               limits as cmd_limits, metadata as cmd_metadata,
+                               servers as cmd_servers, tags as cmd_tags)
 from fastnova.api.context import noauth
 from fastnova.api.microversion import negotiate, version_headers
 from fastnova.api.response import JSON, DateCache, RequestIds, frame, relay
@@ -28,6 +31,24 @@ _HANDLERS = {
     router.FLAVOR_SHOW: flavors.show,
     router.FLAVORS_INDEX: lambda *a: flavors.listing(*a, detail=False),
     router.FLAVORS_DETAIL: lambda *a: flavors.listing(*a, detail=True),
+    # fastnova.commands: async handlers answering (status, body[, headers])
+    router.SERVER_CREATE: cmd_create.create,
+    router.SERVER_UPDATE: cmd_servers.update,
+    router.SERVER_DELETE: cmd_servers.delete,
+    router.SERVER_ACTION: cmd_actions.action,
+    router.METADATA_INDEX: cmd_metadata.index,
+    router.METADATA_SHOW: cmd_metadata.show,
+    router.METADATA_CREATE: cmd_metadata.create,
+    router.METADATA_UPDATE_ALL: cmd_metadata.update_all,
+    router.METADATA_UPDATE: cmd_metadata.update,
+    router.METADATA_DELETE: cmd_metadata.delete,
+    router.TAGS_INDEX: cmd_tags.index,
+    router.TAG_CHECK: cmd_tags.check,
+    router.TAG_ADD: cmd_tags.add,
+    router.TAGS_UPDATE_ALL: cmd_tags.update_all,
+    router.TAG_DELETE: cmd_tags.delete,
+    router.TAGS_DELETE_ALL: cmd_tags.delete_all,
+    router.LIMITS: cmd_limits.index,
 }
 
 

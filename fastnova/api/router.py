@@ -11,6 +11,14 @@ import re
 VERSION_LIST, VERSION_CHOICES, VERSION_DOC = 1, 2, 3
 SERVERS_INDEX, SERVERS_DETAIL, SERVER_SHOW = 10, 11, 12
 FLAVORS_INDEX, FLAVORS_DETAIL, FLAVOR_SHOW = 20, 21, 22
+# Commands and the server sub-resources (fastnova.commands); arg is the server id, or
+# (server id,) / (server id, key) for metadata and tags.
+SERVER_CREATE, SERVER_UPDATE, SERVER_DELETE, SERVER_ACTION = 30, 31, 32, 33
+METADATA_INDEX, METADATA_SHOW, METADATA_CREATE, METADATA_UPDATE_ALL = 40, 41, 42, 43
+METADATA_UPDATE, METADATA_DELETE = 44, 45
+TAGS_INDEX, TAG_CHECK, TAG_ADD, TAGS_UPDATE_ALL, TAG_DELETE, TAGS_DELETE_ALL = (
+    50, 51, 52, 53, 54, 55)
+LIMITS = 60
 NOT_SERVED = 90      # a nova resource fastnova does not answer itself (yet): forward or 501
 NO_ROUTE = 99        # no nova route matches: webob's plain 404
 
@@ -59,6 +67,8 @@ def _resource(method: str, segs: list[str], legacy: bool) -> Route:
         return Route(NO_ROUTE, legacy, pid)
     kind = _get_kind(segs) if method == "GET" else NOT_SERVED
     arg = segs[1] if len(segs) == 2 else None
+    if kind == NOT_SERVED:
+        kind, arg = _command_kind(method, segs, arg)
     return Route(kind, legacy, pid, arg)
 
 
@@ -75,3 +85,31 @@ def _get_kind(segs: list[str]) -> int:
         if n == 2:
             return FLAVORS_DETAIL if segs[1] == "detail" else FLAVOR_SHOW
     return NOT_SERVED
+
+
+_SERVER_SUB = {
+    ("metadata", "GET", False): METADATA_INDEX, ("metadata", "POST", False): METADATA_CREATE,
+    ("metadata", "PUT", False): METADATA_UPDATE_ALL, ("metadata", "GET", True): METADATA_SHOW,
+    ("metadata", "PUT", True): METADATA_UPDATE, ("metadata", "DELETE", True): METADATA_DELETE,
+    ("tags", "GET", False): TAGS_INDEX, ("tags", "PUT", False): TAGS_UPDATE_ALL,
+    ("tags", "DELETE", False): TAGS_DELETE_ALL, ("tags", "GET", True): TAG_CHECK,
+    ("tags", "PUT", True): TAG_ADD, ("tags", "DELETE", True): TAG_DELETE,
+}
+
+
+def _command_kind(method: str, segs: list[str], arg):
+    """Routes of fastnova.commands: (kind, arg), or (NOT_SERVED, arg) when none matches."""
+    head, n = segs[0], len(segs)
+    if head == "limits" and n == 1 and method == "GET":
+        return LIMITS, None
+    if head != "servers" or n == 1 and method != "POST" or n > 4:
+        return NOT_SERVED, arg
+    if n == 1:
+        return SERVER_CREATE, None
+    if n == 2:
+        kind = {"PUT": SERVER_UPDATE, "DELETE": SERVER_DELETE}.get(method, NOT_SERVED)
+        return kind, arg
+    if n == 3 and segs[2] == "action":
+        return (SERVER_ACTION if method == "POST" else NOT_SERVED), segs[1]
+    kind = _SERVER_SUB.get((segs[2], method, n == 4), NOT_SERVED)
+    return kind, tuple(segs[1:2] + segs[3:])

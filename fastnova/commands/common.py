@@ -1,0 +1,174 @@
+"""Shared steps of every command: the body, the server, nova's state and lock checks, versions.
+
+A command follows one path: parse the body -> validate it for the microversion -> read what it
+needs from the store (one short read transaction, never across an await) -> check state, lock and
+quota -> at most one PostgreSQL round trip -> one group-committed store write (record + cast)
+-> answer.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import time
+
+import orjson
+
+from fastnova.api import errors
+
+# nova's vm_states / task_states that the commands check (nova/compute/vm_states.py, task_states.py)
+ACTIVE, BUILDING, PAUSED, SUSPENDED, STOPPED = "active", "building", "paused", "suspended", "stopped"
+RESIZED, ERROR, RESCUED = "resized", "error", "rescued"
+ALLOW_SOFT_REBOOT = (ACTIVE,)
+ALLOW_HARD_REBOOT = (ACTIVE, STOPPED, PAUSED, SUSPENDED, ERROR)
+ALLOW_REBOOT_TASKS = (None, "rebooting", "reboot_pending", "reboot_started", "resuming",
+                      "rebooting_hard", "reboot_pending_hard", "reboot_started_hard",
+                      "pausing", "unpausing", "suspending")
+METADATA_STATES = (ACTIVE, PAUSED, SUSPENDED, STOPPED)
+
+_JSON_TYPES = ("application/json", "application/vnd.openstack.compute+json")
+
+
+def parse_body(req):
+    """The request body as nova's wsgi layer sees it: None when empty, else decoded JSON."""
+    ctype = (req.content_type or "").split(";")[0].strip().lower()
+    if ctype and ctype != "text/plain" and ctype not in _JSON_TYPES:
+        raise errors.fault(415, "Unsupported Content-Type")
+    if not req.body:
+        return None
+    try:
+        return orjson.loads(req.body)
+    except orjson.JSONDecodeError:
+        raise errors.bad_request("Malformed request body") from None
+
+
+def now() -> str:
+    return _dt.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def next_version(old: int) -> int:
+    """Versions are microseconds of wall time, and always grow: cells use the same clock, so a
+    cell's update made after a command's write sorts after it (fastnova.simcell)."""
+    return max(old + 1, time.time_ns() // 1000)
+
+
+def load(rt, txn, ctx, uuid: str) -> dict:
+    """The live record of a server the caller may act on, or nova's 404."""
+    rec = rt.reader.record(txn, uuid.encode())
+    if rec is None or rec.get("deleted") or "project_id" not in rec:
+        raise errors.server_not_found(uuid)
+    if not ctx.is_admin and rec["project_id"] != ctx.project_id:
+        raise errors.server_not_found(uuid)
+    return rec
+
+
+def check_lock(ctx, rec):
+    if rec.get("locked") and not ctx.is_admin:
+        raise errors.fault(409, "Instance %s is locked" % rec["id"])
+
+
+def check_state(rec, action: str, vm_states=None, task_states=(None,),
+                must_have_launched=True):
+    """nova's check_instance_state, answered as the API answers it (409 conflictingRequest)."""
+    if vm_states is not None and rec["vm_state"] not in vm_states:
+        conflict(action, rec["id"], "vm_state", rec["vm_state"])
+    if task_states is not None and rec["task_state"] not in task_states:
+        conflict(action, rec["id"], "task_state", rec["task_state"])
+    if must_have_launched and not rec.get("launched_at"):
+        conflict(action, rec["id"], "launched_at", rec.get("launched_at"))
+
+
+def check_host(rec):
+    if not rec.get("host"):
+        raise errors.fault(409, "Instance %s is not ready" % rec["id"])
+
+
+def conflict(action, uuid, attr, state):
+    raise errors.fault(409, "Cannot '%s' instance %s while it is in %s %s"
+                       % (action, uuid, attr, state))
+
+
+def unchanged(expected: dict):
+    """A recheck for the write transaction: the fields the command validated still hold.
+
+    Between the read and the group commit another command (or a cell update) may have moved the
+    server on; nova's equivalent is ``instance.save(expected_task_state=...)``.
+    """
+    def check(b, uuid: str) -> dict:
+        cur = b.get_record(uuid)
+        if cur is None or cur.get("deleted"):
+            raise errors.server_not_found(uuid)
+        for key, value in expected.items():
+            if cur.get(key) != value:
+                raise errors.fault(409, "Conflict updating instance %s. Expected: {'%s': %r}. "
+                                        "Actual: {'%s': %r}" % (uuid, key, value, key,
+                                                               cur.get(key)))
+        return cur
+    return check
+
+
+def admin_password(server: dict) -> str:
+    import secrets
+    if "adminPass" in server:
+        return server["adminPass"]
+    # nova's generate_password: 12 characters without look-alikes (0/O, 1/l/I).
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    return "".join(secrets.choice(alphabet) for _ in range(12))
+
+
+def id_from_href(href) -> str:
+    """nova's get_id_from_href: the last path segment of a URL (or the value itself)."""
+    from urllib.parse import urlsplit
+    return urlsplit("%s" % href).path.split("/")[-1]
+
+
+def self_href(links, uuid: str) -> str:
+    return links.vroot.decode() + "/servers/" + uuid
+
+
+def server_links(links, uuid: str) -> list:
+    return [{"href": self_href(links, uuid), "rel": "self"},
+            {"href": links.root.decode() + "/servers/" + uuid, "rel": "bookmark"}]
+
+
+async def change(rt, rec: dict, changes: dict, cast: tuple | None = None,
+                 expected: dict | None = None, delete: bool = False,
+                 meta: dict | None = None) -> dict:
+    """Apply a command's change to one server: PostgreSQL (one statement, when configured),
+    then one group-committed store write holding the new record and the cast to its cell.
+
+    ``cast`` is (nova RPC method, args).  ``expected`` are fields that must still hold at write
+    time (else 409).  ``delete`` removes the server at once (nova's local delete of a server no
+    cell has yet).  Returns the record as written.
+    """
+    from fastnova import outbox
+    uuid = rec["id"]
+    when = now()
+    fields = dict(changes, updated_at=when)
+    new = dict(rec, **fields)
+    new["version"] = next_version(rec.get("version", 0))
+    if delete:
+        new.update(deleted=True, vm_state="deleted", task_state=None, deleted_at=when,
+                   terminated_at=rec.get("terminated_at") or when)
+    cast_doc = None
+    if cast is not None:
+        cast_doc = outbox.make_cast(cast[0], new, cast[1], rt.cfg.api_host)
+    if rt.db is not None:
+        await rt.db.save_server(new, cast_doc)
+    recheck = unchanged(expected or {})
+
+    def write(b):
+        cur = recheck(b, uuid)
+        version = max(new["version"], cur.get("version", 0) + 1)
+        if delete:
+            b.delete_server(uuid, version, when)
+            done = b.get_record(uuid)
+        else:
+            b.patch_server(uuid, version, fields)
+            done = dict(cur, **fields, version=version)
+        for key, value in (meta or {}).items():
+            b.set_meta(key, value)
+        if cast_doc is not None:
+            cast_doc["version"] = version
+            cast_doc["instance"] = done
+            outbox.append(b, cast_doc)
+        return done
+    return await rt.write(write)

@@ -1,0 +1,205 @@
+"""What a worker needs to take commands: the store's writer, a group committer, the API database.
+
+``configure()`` is called by ``fastnova serve`` before the workers fork and records options only;
+everything fork-sensitive (the writable LMDB environment, the PostgreSQL connection, the commit
+thread) is opened lazily by the worker, on its first command, in ``get(app)``.
+
+LMDB allows one environment handle per process, so the worker's read-only reader is re-pointed at
+the writer's environment (same file, same snapshot rules): reads stay lock-free, and a command can
+read its own write at once.
+
+Group commit: a command hands its store change (a function of one ``Batch``) to the committer,
+which runs every change queued meanwhile in one write transaction on a single thread, so under
+load many commands share one fsync, and the event loop keeps serving while the disk syncs.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import os
+import socket
+
+from fastnova import outbox
+from fastnova.api import errors
+from fastnova.store import layout as L
+
+LOG = logging.getLogger("fastnova.commands")
+
+# nova's default quotas (nova.conf [quota]).
+DEFAULT_QUOTAS = {
+    "instances": 10, "cores": 20, "ram": 51200, "metadata_items": 128, "key_pairs": 100,
+    "server_groups": 10, "server_group_members": 10, "injected_files": 5,
+    "injected_file_content_bytes": 10240, "floating_ips": -1, "security_groups": -1,
+    "security_group_rules": -1,
+}
+
+
+@dataclasses.dataclass
+class Config:
+    database: str | None = None          # postgresql://… : the API database (None: embedded)
+    outbox_bound: int = outbox.DEFAULT_BOUND
+    quotas: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_QUOTAS))
+    api_host: str = dataclasses.field(default_factory=socket.gethostname)
+    enable_instance_password: bool = True
+    db_schema: str | None = None         # PostgreSQL schema (tests use one per run)
+    amqp: bool = False                   # a forwarder takes the outbox to RabbitMQ
+    sim_step: float = 0.2                # embedded simulated cell: seconds per step
+
+
+_CONFIG = Config()
+
+
+def configure(**options) -> Config:
+    """Set the command options (before fork; plain values only)."""
+    global _CONFIG
+    _CONFIG = dataclasses.replace(_CONFIG, **{k: v for k, v in options.items() if v is not None})
+    return _CONFIG
+
+
+def config() -> Config:
+    return _CONFIG
+
+
+def get(app) -> "Runtime":
+    rt = getattr(app, "_commands", None)
+    if rt is None or rt.pid != os.getpid():
+        rt = Runtime(app, _CONFIG)
+        app._commands = rt
+    return rt
+
+
+class Runtime:
+    def __init__(self, app, cfg: Config):
+        from fastnova.store.writer import StoreWriter
+        self.pid = os.getpid()
+        self.cfg = cfg
+        reader = app.reader
+        data_dir = os.path.dirname(reader.env.path().rstrip("/"))
+        old_env = reader.env
+        self.writer = None
+        old_env.close()
+        self.writer = StoreWriter(data_dir)
+        outbox.ensure(self.writer)
+        _repoint(reader, self.writer)
+        self.reader = reader
+        self.committer = Committer(self.writer)
+        self.sim = None
+        if not cfg.amqp:
+            from fastnova.simcell import EmbeddedCell
+            self.sim = EmbeddedCell(self, cfg.sim_step)
+        self.db = None
+        if cfg.database:
+            from fastnova.db.aio import AsyncDatabase
+            self.db = AsyncDatabase(cfg.database, schema=cfg.db_schema)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def begin(self):
+        return self.reader.env.begin(buffers=False)
+
+    def check_outbox(self, txn):
+        if outbox.depth(txn, self.reader.dbs) >= self.cfg.outbox_bound:
+            raise errors.fault(503, "The server is currently unavailable. Please try again at "
+                                    "a later time.")
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def write(self, change):
+        """Run ``change(batch)`` in the next group commit; its result once durable."""
+        result = await self.committer.submit(change)
+        if self.sim is not None:
+            self.sim.poke()
+        return result
+
+
+def _repoint(reader, writer):
+    """Point every environment and database handle the reader holds at the writer's (by name),
+    so the reader needs no change to share the writer's environment."""
+    names = {id(handle): name for name, handle in reader.dbs.items()}
+    for attr, value in list(vars(reader).items()):
+        if attr == "env":
+            setattr(reader, attr, writer.env)
+        elif attr == "dbs":
+            setattr(reader, attr, dict(writer.dbs))
+        elif id(value) in names and names[id(value)] in writer.dbs:
+            setattr(reader, attr, writer.dbs[names[id(value)]])
+
+
+class Committer:
+    """Group commit of store changes, one write transaction per group, on one thread.
+
+    A change checks before it writes: an ApiError it raises (a state that changed since the
+    command validated) fails that command only.  Any other error aborts the group, which is then
+    retried one change per transaction so one bug cannot fail its neighbours.
+    """
+
+    def __init__(self, writer):
+        self.writer = writer
+        self.pending: list = []
+        self.running = False
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fastnova-commit")
+        self.commits = 0
+        self.changes = 0
+
+    def submit(self, change) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.pending.append((change, fut))
+        if not self.running:
+            self._start(loop)
+        return fut
+
+    def _start(self, loop):
+        group, self.pending = self.pending, []
+        self.running = True
+        job = loop.run_in_executor(self.pool, self._commit_group, [c for c, _ in group])
+        job.add_done_callback(lambda done: self._finished(loop, group, done))
+
+    def _finished(self, loop, group, done):
+        self.running = False
+        try:
+            results = done.result()
+        except BaseException as exc:   # the store itself failed (disk/map full, I/O)
+            LOG.critical("store write failed: %r", exc)
+            results = [(False, exc)] * len(group)
+        for (_, fut), (ok, value) in zip(group, results):
+            if fut.cancelled():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+        if self.pending:
+            self._start(loop)
+
+    def _commit_group(self, changes) -> list:
+        try:
+            return self._commit(changes)
+        except errors.ApiError:
+            raise
+        except Exception:
+            if len(changes) == 1:
+                raise
+            LOG.exception("a group of %d store changes failed; retrying one by one",
+                          len(changes))
+            out = []
+            for change in changes:
+                try:
+                    out.extend(self._commit([change]))
+                except Exception as exc:
+                    out.append((False, exc))
+            return out
+
+    def _commit(self, changes) -> list:
+        out = []
+        with self.writer.batch() as b:
+            for change in changes:
+                try:
+                    out.append((True, change(b)))
+                except errors.ApiError as exc:
+                    out.append((False, exc))
+        self.commits += 1
+        self.changes += len(changes)
+        return out

@@ -1,0 +1,194 @@
+"""Request-body validation as nova does it: JSON Schema 2020-12 with nova's format checks and
+nova's ``badRequest`` wording.
+
+nova validates with ``jsonschema`` (Draft 2020-12, plus ``minimum``/``maximum`` that also accept
+numeric strings, plus its own formats); using the same library here gives the same first error and
+the same message text for the same body.  The message nova builds from an error:
+
+* a ``name`` format failure: "An invalid 'name' value was provided. The name must be: <reason>"
+* an error with a path: "Invalid input for field/attribute <last path item>. Value: <value>.
+  <jsonschema message>"
+* an error at the top (e.g. a missing required key): the jsonschema message alone.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import unicodedata
+import uuid as _uuid
+
+import jsonschema
+from jsonschema import exceptions as js_exc
+
+from fastnova.api import errors
+
+_CHECKER = jsonschema.FormatChecker()
+
+
+class InvalidName(Exception):
+    """Raised by the name formats; its text is nova's InvalidName message."""
+
+    def __init__(self, reason: str):
+        super().__init__("An invalid 'name' value was provided. The name must be: " + reason)
+
+
+# nova's name ranges only cover code points below U+FFFF (its range builder stops there), so a
+# character above it is never valid in a name; kept as nova behaves.
+def _printable(ch: str, spaces: bool) -> bool:
+    if ord(ch) >= 0xFFFF:
+        return False
+    cat = unicodedata.category(ch)
+    if cat.startswith("C"):
+        return False
+    if cat.startswith("Z"):
+        return spaces and cat == "Zs"
+    return True
+
+
+_NAME_REASON = "printable characters. Can not start or end with whitespace."
+_NAME_WS_REASON = "printable characters with at least one non space character"
+
+
+@_CHECKER.checks("name", raises=InvalidName)
+def _check_name(value):
+    if not isinstance(value, str):
+        raise InvalidName(_NAME_REASON)
+    if value and (not _printable(value[0], False) or not _printable(value[-1], False)):
+        raise InvalidName(_NAME_REASON)
+    if not all(_printable(ch, True) for ch in value):
+        raise InvalidName(_NAME_REASON)
+    return True
+
+
+@_CHECKER.checks("name_with_leading_trailing_spaces", raises=InvalidName)
+def _check_name_ws(value):
+    if not isinstance(value, str) or not all(_printable(ch, True) for ch in value) \
+            or not any(_printable(ch, False) for ch in value):
+        raise InvalidName(_NAME_WS_REASON)
+    return True
+
+
+@_CHECKER.checks("description")
+def _check_description(value):
+    # nova spells this as a pattern of every printable range; the rule is the same.
+    return not isinstance(value, str) or all(_printable(ch, True) for ch in value)
+
+
+def is_uuid_like(value) -> bool:
+    """oslo's ``is_uuid_like``: any spelling uuid.UUID accepts that normalizes to the same hex."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parsed = _uuid.UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    plain = value.lower()
+    for junk in ("urn:", "uuid:", "{", "}", "-"):
+        plain = plain.replace(junk, "")
+    return parsed.hex == plain
+
+
+@_CHECKER.checks("uuid")
+def _check_uuid(value):
+    return not isinstance(value, str) or is_uuid_like(value)
+
+
+@_CHECKER.checks("base64")
+def _check_base64(value):
+    # nova's check lets binascii errors escape (an unintended 500); a 400 is what it means.
+    if not isinstance(value, str):
+        return True
+    try:
+        base64.b64decode(value.encode("utf-8"))
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+@_CHECKER.checks("ipv4")
+def _check_ipv4(value):
+    if not isinstance(value, str):
+        return True
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+@_CHECKER.checks("ipv6")
+def _check_ipv6(value):
+    if not isinstance(value, str):
+        return True
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _number(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+
+
+_BASE = jsonschema.Draft202012Validator
+
+
+def _minimum(validator, minimum, instance, schema):
+    value = _number(instance)
+    if value is not None:
+        yield from _BASE.VALIDATORS["minimum"](validator, minimum, value, schema)
+
+
+def _maximum(validator, maximum, instance, schema):
+    value = _number(instance)
+    if value is not None:
+        yield from _BASE.VALIDATORS["maximum"](validator, maximum, value, schema)
+
+
+_Validator = jsonschema.validators.extend(_BASE, {"minimum": _minimum, "maximum": _maximum})
+
+
+class Schema:
+    """One compiled request schema; ``check(body)`` raises nova's 400 on the first error."""
+
+    __slots__ = ("validator",)
+
+    def __init__(self, schema: dict):
+        self.validator = _Validator(schema, format_checker=_CHECKER)
+
+    def check(self, body):
+        try:
+            error = next(self.validator.iter_errors(body), None)
+        except TypeError as exc:   # a non-string key met a patternProperties regex
+            raise errors.bad_request(str(exc)) from None
+        if error is not None:
+            raise errors.bad_request(message(error))
+
+
+def message(error: js_exc.ValidationError) -> str:
+    if isinstance(error.cause, InvalidName):
+        return str(error.cause)
+    if error.path:
+        return "Invalid input for field/attribute %s. Value: %s. %s" % (
+            error.path[-1], error.instance, error.message)
+    return error.message
+
+
+def by_minor(table: list[tuple[int, int, dict]]):
+    """[(lo, hi, schema)] -> a lookup list indexed by the minor version (None: not validated)."""
+    out = [None] * 256
+    for lo, hi, schema in table:
+        compiled = Schema(schema)
+        for minor in range(lo, hi + 1):
+            out[minor] = compiled
+    return out
+
+
