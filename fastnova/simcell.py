@@ -171,6 +171,7 @@ class SimCell:
 
 META_LEASE = b"simcell_lease"
 LEASE_SECONDS = 3.0
+RECOVER_SECONDS = 30.0
 
 
 class EmbeddedCell:
@@ -191,6 +192,7 @@ class EmbeddedCell:
         self.wake = None
         self.task = None
         self.lease_until = 0.0
+        self.next_recover = 0.0
 
     def poke(self):
         """A command queued a cast: make sure the loop runs."""
@@ -204,6 +206,7 @@ class EmbeddedCell:
         import asyncio
         idle = 0
         while idle < 50:
+            await self._maybe_recover()
             moved = await self.pass_once()
             idle = 0 if moved or self.cell.heap else idle + 1
             due = self.cell.next_due()
@@ -213,6 +216,30 @@ class EmbeddedCell:
                 await asyncio.wait_for(self.wake.wait(), delay)
             except asyncio.TimeoutError:
                 pass
+
+    async def _maybe_recover(self):
+        """With a database: the recovery pass (fastnova.db.recover), on the lease holder, at
+        start and every RECOVER_SECONDS, in a thread (it is blocking psycopg2)."""
+        import asyncio
+        import logging
+        cfg = self.rt.cfg
+        if not cfg.database or time.monotonic() < self.next_recover:
+            return
+        if not await self._hold_lease():
+            return
+        self.next_recover = time.monotonic() + RECOVER_SECONDS
+        from fastnova.db.recover import recover
+        try:
+            fixed = await asyncio.get_running_loop().run_in_executor(
+                None, recover, cfg.database, self.rt.writer, cfg.api_host, cfg.db_schema,
+                cfg.recover_settle)
+        except Exception:
+            logging.getLogger("fastnova.simcell").exception("recovery pass failed")
+            return
+        if fixed:
+            logging.getLogger("fastnova.simcell").warning(
+                "recovery: completed %d commands whose store write was lost", fixed)
+            self.wake.set()
 
     async def pass_once(self) -> int:
         from fastnova import outbox

@@ -105,6 +105,11 @@ def unchanged(expected: dict):
     return check
 
 
+def runtime_fault(name: str):
+    from fastnova.commands.runtime import fault_point
+    fault_point(name)
+
+
 def admin_password(server: dict) -> str:
     import secrets
     if "adminPass" in server:
@@ -153,6 +158,7 @@ async def change(rt, rec: dict, changes: dict, cast: tuple | None = None,
         cast_doc = outbox.make_cast(cast[0], new, cast[1], rt.cfg.api_host)
     if rt.db is not None:
         await rt.db.save_server(new, cast_doc)
+        runtime_fault("after_db_commit")
     recheck = unchanged(expected or {})
 
     def write(b):

@@ -51,6 +51,7 @@ async def create(app, req, ctx, minor, route, links):
         for rec, seq in zip(records, seqs):
             rec["seq"] = seq
             rec["instance_name"] = "instance-%08x" % seq
+        common.runtime_fault("after_db_commit")
 
     def write(b):
         for rec, cast in zip(records, casts):

@@ -46,6 +46,8 @@ class Config:
     db_schema: str | None = None         # PostgreSQL schema (tests use one per run)
     amqp: bool = False                   # a forwarder takes the outbox to RabbitMQ
     sim_step: float = 0.2                # embedded simulated cell: seconds per step
+    recover_settle: float = dataclasses.field(      # fastnova.db.recover.SETTLE
+        default_factory=lambda: float(os.environ.get("FASTNOVA_RECOVER_SETTLE", "5")))
 
 
 _CONFIG = Config()
@@ -68,6 +70,21 @@ def get(app) -> "Runtime":
         rt = Runtime(app, _CONFIG)
         app._commands = rt
     return rt
+
+
+def fault_point(name: str):
+    """Fault injection for the crash tests: with FASTNOVA_FAULT_FILE naming an existing file
+    whose content is ``name``, the file is removed and the process kills itself (-9) here."""
+    path = _FAULT_FILE
+    if path and os.path.exists(path):
+        with open(path) as f:
+            if f.read().strip() != name:
+                return
+        os.unlink(path)
+        os.kill(os.getpid(), 9)
+
+
+_FAULT_FILE = os.environ.get("FASTNOVA_FAULT_FILE")
 
 
 class Runtime:
