@@ -236,7 +236,9 @@ class HttpProtocol:
         if req is None:
             self._reject(400)
         if self.pending or self.paused or self.waiting is not None:
+            # Stop reading until the queue empties: it then holds at most one read's requests.
             self.pending.append(req)
+            self.transport.pause_reading()
         else:
             self._answer(req)
 
