@@ -16,7 +16,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub.add_parser("run", help="consume cell updates into the store"))
     _add_publish(sub.add_parser("publish", help="publish cell updates (JSON lines)"))
+    _add_cellsim(sub.add_parser("cell-sim", help="a simulated cell: consume casts, publish "
+                                                 "updates"))
     return parser
+
+
+def _add_cellsim(p):
+    _add_common(p)
+    p.add_argument("--cast-exchange", default="fastnova.cell-casts")
+    p.add_argument("--cast-queue", default="fastnova.cell-casts.cell1")
+    p.add_argument("--step", type=float, default=0.2, help="seconds per workflow step")
+    p.add_argument("--name", default="cell1")
+    p.add_argument("--log-level", default="INFO")
 
 
 def _add_common(p):
@@ -58,6 +69,13 @@ def main(argv=None) -> int:
         # pika narrates every connection step at INFO; cellfeed logs what matters itself.
         logging.getLogger("pika").setLevel(logging.WARNING)
         return service.run(args)
+    if args.command == "cell-sim":
+        from cellfeed import cellsim
+        logging.basicConfig(level=args.log_level.upper(),
+                            format="%(asctime)s %(process)d %(levelname)s %(message)s")
+        logging.getLogger("pika").setLevel(logging.WARNING)
+        return cellsim.run(args.amqp, args.exchange, args.cast_exchange, args.cast_queue,
+                           args.step, args.name)
     return _publish(args)
 
 

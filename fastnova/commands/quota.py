@@ -25,7 +25,7 @@ def limits(rt, txn, project_id: str) -> dict:
 
 def usage(rt, txn, project_id: str) -> dict:
     instances = cores = ram = 0
-    prefix = L.part_prefix(L.scopes(project_id)[0], L.PART_LIVE)
+    prefix = L.part_prefix(project_id.encode(), L.PART_LIVE)
     records = rt.reader.dbs[L.DB_RECORDS]
     with txn.cursor(db=rt.reader.dbs[L.DB_INDEX]) as cur:
         if cur.set_range(prefix):

@@ -1,0 +1,278 @@
+"""Shared pieces of the command tests: a nova-style HTTP client, a server launcher that also
+runs the supervised forwarder/cellfeed children, a unique PostgreSQL schema, unique broker names,
+and a TCP proxy that counts request/response round trips at the socket.
+"""
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid as uuidlib
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PG_DSN = os.environ.get("FASTNOVA_PG_DSN", "postgresql://root@127.0.0.1:5432/test")
+AMQP_URL = os.environ.get("FASTNOVA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
+PROJECT = "6f70656e737461636b20342065766572"     # a demo project
+TOKEN = "demo:" + PROJECT
+
+
+def pg_available() -> bool:
+    try:
+        import psycopg2
+        psycopg2.connect(PG_DSN, connect_timeout=2).close()
+        return True
+    except Exception:
+        return False
+
+
+def broker_available() -> bool:
+    try:
+        import pika
+        pika.BlockingConnection(pika.URLParameters(AMQP_URL)).close()
+        return True
+    except Exception:
+        return False
+
+
+needs_pg = pytest.mark.skipif(not pg_available(), reason="no PostgreSQL at " + PG_DSN)
+needs_broker = pytest.mark.skipif(not broker_available(), reason="no RabbitMQ at " + AMQP_URL)
+
+
+class Server:
+    def __init__(self, proc, tmp):
+        self.proc, self.tmp = proc, tmp
+        self.data_dir = os.path.join(tmp, "data")
+        self.log_path = os.path.join(tmp, "serve.log")
+        self.host, self.port = "127.0.0.1", None
+
+    def log(self) -> str:
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def call(self, method, path, body=None, token=TOKEN, mv="2.79", raw=None, headers=None):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=15)
+        hdrs = {"X-Auth-Token": token, "OpenStack-API-Version": "compute " + mv}
+        hdrs.update(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body)
+        if data is not None:
+            hdrs.setdefault("Content-Type", "application/json")
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            out = resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, \
+                (json.loads(out) if out else None)
+        finally:
+            conn.close()
+
+    def create(self, name="vm", flavor="1", **extra):
+        server = {"name": name, "flavorRef": flavor, "imageRef": IMAGE, "networks": "auto"}
+        server.update(extra)
+        return self.call("POST", "/v2.1/servers", {"server": server})
+
+    def show(self, uuid, **kw):
+        status, _, body = self.call("GET", "/v2.1/servers/" + uuid, **kw)
+        return body["server"] if status == 200 else status
+
+    def wait_status(self, uuid, want, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        got = None
+        while time.monotonic() < deadline:
+            got = self.show(uuid)
+            got = got["status"] if isinstance(got, dict) else got
+            if got == want:
+                return got
+            time.sleep(0.05)
+        raise AssertionError("server %s is %s, not %s\n%s" % (uuid, got, want, self.log()[-3000:]))
+
+
+@contextlib.contextmanager
+def serve(*args, workers=1, demo=3, env=None, timeout=30.0):
+    """``fastnova serve`` in a subprocess on a free port (children allowed, unlike
+    tests/server.py, which expects every child of the master to be a worker)."""
+    tmp = tempfile.mkdtemp(prefix="fastnova-cmd-")
+    cmd = [sys.executable, "-m", "fastnova.cli", "serve", "--bind", "127.0.0.1:0",
+           "--workers", str(workers), "--data-dir", os.path.join(tmp, "data"),
+           "--demo", str(demo), *args]
+    full_env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
+    with open(os.path.join(tmp, "serve.log"), "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    srv = Server(proc, tmp)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = srv.log()
+            port = re.search(r"listening on [^ ]+:(\d+) ", text)
+            if port and len(re.findall(r"worker \d+ ready", text)) >= workers:
+                srv.port = int(port.group(1))
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("server did not start:\n" + text[-3000:])
+            time.sleep(0.05)
+        yield srv
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def pg_schema():
+    """A unique PostgreSQL schema, migrated with ``fastnova db sync``, dropped afterwards."""
+    import psycopg2
+    name = "fn_test_" + uuidlib.uuid4().hex[:10]
+    subprocess.run([sys.executable, "-m", "fastnova.cli", "db", "sync", "--database", PG_DSN,
+                    "--db-schema", name], cwd=REPO, check=True,
+                   env=dict(os.environ, PYTHONPATH=REPO))
+    try:
+        yield name
+    finally:
+        conn = psycopg2.connect(PG_DSN)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute('DROP SCHEMA "%s" CASCADE' % name)
+        conn.close()
+
+
+def pg_rows(schema, sql, params=()):
+    import psycopg2
+    conn = psycopg2.connect(PG_DSN, options="-c search_path=" + schema)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+class Names:
+    """Unique exchanges and queues for one test, deleted afterwards."""
+
+    def __init__(self):
+        tag = uuidlib.uuid4().hex[:10]
+        self.updates = "test.cmd.updates." + tag
+        self.feed_queue = "test.cmd.feed." + tag
+        self.casts = "test.cmd.casts." + tag
+        self.cast_queue = "test.cmd.casts.q." + tag
+
+    def serve_args(self):
+        return ["--amqp", AMQP_URL, "--cast-exchange", self.casts, "--cast-queue",
+                self.cast_queue, "--feed-exchange", self.updates, "--feed-queue",
+                self.feed_queue]
+
+    def cellsim(self, step=0.05):
+        return subprocess.Popen(
+            [sys.executable, "-m", "cellfeed.cli", "cell-sim", "--amqp", AMQP_URL,
+             "--exchange", self.updates, "--cast-exchange", self.casts, "--cast-queue",
+             self.cast_queue, "--step", str(step)], cwd=REPO,
+            env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+
+    def cleanup(self):
+        import pika
+        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        ch = conn.channel()
+        for queue in (self.feed_queue, self.feed_queue + ".dead", self.cast_queue):
+            ch.queue_delete(queue)
+        for exchange in (self.updates, self.casts, self.feed_queue + ".dlx"):
+            ch.exchange_delete(exchange)
+        conn.close()
+
+
+class RoundTripProxy:
+    """A TCP forwarder that counts round trips: each time the client sends after the server
+    has answered (or first) is one more request/response turn on the wire."""
+
+    def __init__(self, target_host="127.0.0.1", target_port=5432):
+        self.target = (target_host, target_port)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.turns = 0
+        self.statements = 0     # PostgreSQL Query/Parse messages the clients sent
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            state = {"last": None, "buf": b"", "startup": True}
+            threading.Thread(target=self._pipe, args=(client, upstream, "c", state),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, "s", state),
+                             daemon=True).start()
+
+    def _pipe(self, src, dst, side, state):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                with self.lock:
+                    if side == "c" and state["last"] != "c":
+                        self.turns += 1
+                    state["last"] = side
+                    if side == "c":
+                        self._parse(state, data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def _parse(self, state, data):
+        """Count the statements in the client's stream of PostgreSQL protocol messages."""
+        buf = state["buf"] + data
+        while True:
+            if state["startup"]:      # untyped: SSLRequest / StartupMessage
+                if len(buf) < 8:
+                    break
+                size = int.from_bytes(buf[:4], "big")
+                if len(buf) < size:
+                    break
+                code = int.from_bytes(buf[4:8], "big")
+                buf = buf[size:]
+                if code == 196608:
+                    state["startup"] = False
+                continue
+            if len(buf) < 5:
+                break
+            size = int.from_bytes(buf[1:5], "big")
+            if len(buf) < size + 1:
+                break
+            if buf[:1] in (b"Q", b"P"):
+                self.statements += 1
+            buf = buf[size + 1:]
+        state["buf"] = buf
+
+    def dsn(self, dsn=PG_DSN):
+        out = dsn.replace("127.0.0.1:5432", "127.0.0.1:%d" % self.port)
+        return out + ("&" if "?" in out else "?") + "sslmode=disable"
