@@ -16,9 +16,14 @@ stuck) is killed and replaced.
 Listening: one SO_REUSEPORT socket per worker *slot*, all held by the master.  The kernel hashes
 each new connection to one slot's accept queue, so connections spread evenly; because the master
 keeps every slot's socket open, the queue of a worker that dies or reloads survives and its
-successor accepts what was waiting.  Measured with ``wrk -t2 -c64 -d5s`` on loopback (2 cores):
-a single shared accept socket gave 4 workers 2/10/14/41 connections (2 workers: 33/34); per-slot
-SO_REUSEPORT sockets give 15/17/16/16 (2 workers: 32/32).  See ``_slot_socket``.
+successor accepts what was waiting.  Measured with ``wrk -t2 -c64 -d4s`` on loopback (2 cores,
+3 runs, connections per worker): one shared accept socket gave 4 workers 6/7/25/29, 0/2/13/52
+and 1/2/11/53 (an idle worker while another holds 80%: epoll wakes every worker and the first
+one accepts a burst); per-slot SO_REUSEPORT gave 12/16/16/23, 15/15/18/19, 11/14/21/21, i.e. the
+binomial spread of a hash.  With 2 workers both were even enough (shared 28/39, 25/42, 33/34;
+slots 29/38, 30/37, 26/41).  The price of slots: a slot closed by TTOU resets the few connections
+the kernel queued on it in the instant before the worker's copy closes, unless the kernel
+migrates them (net.ipv4.tcp_migrate_req=1).
 """
 from __future__ import annotations
 

@@ -48,6 +48,7 @@ class Worker:
         self.loop = None
         self.reader = None
         self.draining = False
+        self.master_pid = os.getppid()
         # Timeouts are enforced by a sweep; tick often enough that each fires within ~25%.
         self.tick = max(0.05, min(HEARTBEAT_INTERVAL, self.limits.shortest() / 4))
 
@@ -88,6 +89,9 @@ class Worker:
                 os.utime(self.heartbeat_path)
             except OSError:
                 pass
+        if os.getppid() != self.master_pid and not self.draining:
+            LOG.error("worker %d: master %d is gone; draining", os.getpid(), self.master_pid)
+            self.drain()
         now = self.loop.time()
         for proto in list(self.protocols):
             proto.check(now)

@@ -230,3 +230,15 @@ def test_worker_failing_at_boot_makes_the_master_exit_3():
         log = srv.log()
         assert "failed to boot 5 times in a row" in log
         assert not srv.worker_pids()
+
+
+def test_workers_of_a_killed_master_drain_and_exit():
+    with running_server(workers=2) as srv:
+        pids = srv.worker_pids()
+        srv.proc.kill()
+        srv.proc.wait(5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(os.path.exists("/proc/%d" % p) for p in pids):
+            time.sleep(0.05)
+        assert not any(os.path.exists("/proc/%d" % p) for p in pids)
+        assert "master %d is gone" % srv.pid in srv.log()
