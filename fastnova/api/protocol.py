@@ -85,6 +85,8 @@ _WANTED = {
     b"x-openstack-nova-api-version": "mv_legacy",
     b"content-type": "content_type",
 }
+if "accept" in getattr(Request, "__slots__", ()):
+    _WANTED[b"accept"] = "accept"   # nova answers a no-route 404 by Accept (webob)
 
 
 class HttpProtocol:
@@ -211,9 +213,14 @@ class HttpProtocol:
         self.raw_headers.append((name, value))
         attr = _WANTED.get(name.lower())
         if attr is not None:
-            if attr in self.headers:
-                self._reject(400)     # two Host (or identity, version) headers: ambiguous
-            self.headers[attr] = value
+            if attr not in self.headers:
+                self.headers[attr] = value
+            elif attr == "host":
+                self._reject(400)      # RFC 9112 3.2: more than one Host is a 400
+            else:
+                # Repeated fields read as one comma-joined list, as WSGI servers hand them on
+                # (nova then takes the last microversion item, as microversion_parse does).
+                self.headers[attr] += b", " + value
 
     def on_headers_complete(self):
         if self.parser.get_http_version() not in ("1.1", "1.0"):
