@@ -45,6 +45,8 @@ def usage(rt, txn, project_id: str) -> dict:
 def check_create(rt, txn, project_id: str, flavor: dict, min_count: int, max_count: int) -> int:
     """nova's check_num_instances_quota: how many to create (max_count, or fewer that fit)."""
     quotas = limits(rt, txn, project_id)
+    if all(quotas.get(res, -1) < 0 for res in ("instances", "cores", "ram")):
+        return max_count                     # unlimited: nothing to count
     used = usage(rt, txn, project_id)
     vcpus, ram = flavor.get("vcpus", 0), flavor.get("ram", 0)
     allowed = max_count
