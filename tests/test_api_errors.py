@@ -44,15 +44,16 @@ def test_unknown_route_is_webob_plain_404(api, path):
     check_request_ids(resp)
 
 
-@pytest.mark.xfail(strict=True, reason="fastnova/api/protocol.py does not pass Accept to the app "
-                   "(app.Request has no accept), so the no-route 404 is always plain text; "
-                   "webob's HTTPNotFound answers JSON for Accept: application/json (keystoneauth "
-                   "sends it) and HTML for */*")
 def test_unknown_route_404_follows_accept(api):
     resp = api.get("/v2.1/no-such-route", headers={"Accept": "application/json"})
     assert resp.status == 404
     assert resp.json() == {"message": "The resource could not be found.<br /><br />\n\n\n",
                            "code": "404 Not Found", "title": "Not Found"}
+    html = api.get("/v2.1/no-such-route", headers={"Accept": "*/*"})
+    assert html.status == 404 and html.header("Content-Type").startswith("text/html")
+    assert b"<h1>404 Not Found</h1>" in html.body
+    plain = api.get("/v2.1/no-such-route", headers={"Accept": "image/png"})
+    assert plain.header("Content-Type").startswith("text/plain")
 
 
 def test_fault_bodies_are_json_with_nova_names(api):

@@ -83,10 +83,14 @@ def _closed(sock, wait=0.3):
         return False
 
 
-@pytest.fixture(scope="module")
-def srv():
+@pytest.fixture(scope="module", params=["compiled", "pure"])
+def srv(request):
+    """The same cases against both protocol twins: the compiled one (fastnova/_ext/
+    _protocol.pyx, what workers run) and the pure-Python one (FASTNOVA_PURE=1)."""
     env = {"FASTNOVA_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
            "FASTNOVA_KEEPALIVE_TIMEOUT": str(KEEPALIVE_TIMEOUT)}
+    if request.param == "pure":
+        env["FASTNOVA_PURE"] = "1"
     with running_server(workers=1, demo=30, env=env) as server:
         yield server
 

@@ -56,11 +56,12 @@ class Request:
     """What the protocol hands over: the parts of an HTTP request that nova's answer depends on."""
 
     __slots__ = ("method", "path", "query", "host", "token", "mv_header", "mv_legacy",
-                 "keep_alive", "body", "content_type", "raw_headers")
+                 "keep_alive", "body", "content_type", "raw_headers", "accept")
 
     def __init__(self, method="GET", path="/", query="", host=None, token=None,
                  mv_header=None, mv_legacy=None, keep_alive=True, body=b"", content_type=None,
-                 raw_headers=()):
+                 raw_headers=(), accept=None):
+        self.accept = accept
         self.body = body
         self.content_type = content_type
         self.raw_headers = raw_headers      # every (name, value) as sent, for forwarding
@@ -129,7 +130,7 @@ class App:
             answer = self._dispatch(req)
         except Exception as exc:  # a bug must cost one 500, never the worker
             answer = self._error(req, exc)
-        if inspect.isawaitable(answer):
+        if type(answer) is not tuple and inspect.isawaitable(answer):
             return self._finish(req, rid, answer)
         return self._frame(req, rid, answer)
 
@@ -183,7 +184,7 @@ class App:
             return self._forward(req)
         ctx = _unwrap(self._identity[req.token])
         if kind == router.NO_ROUTE:
-            raise errors.route_not_found()
+            raise errors.route_not_found(req.accept)
         minor, extra = self._microversion(req, rt)
         try:
             if rt.project_id is not None and rt.project_id != ctx.project_id:
@@ -200,7 +201,7 @@ class App:
         except errors.ApiError as err:
             err.extra = extra
             raise
-        if inspect.isawaitable(body):
+        if type(body) is not bytes and inspect.isawaitable(body):
             return self._versioned(body, extra)
         return 200, body, JSON, extra
 

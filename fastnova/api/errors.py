@@ -74,8 +74,62 @@ def flavor_not_found(flavorid: str) -> ApiError:
     return fault(404, "Flavor %s could not be found." % flavorid)
 
 
-def route_not_found() -> ApiError:
+_NOT_FOUND_TEXT = "The resource could not be found.<br /><br />\n\n\n"
+HTML_NOT_FOUND = (b"<html>\n <head>\n  <title>404 Not Found</title>\n </head>\n <body>\n"
+                  b"  <h1>404 Not Found</h1>\n  " + _NOT_FOUND_TEXT.encode() +
+                  b" </body>\n</html>")
+JSON_NOT_FOUND = orjson.dumps({"message": _NOT_FOUND_TEXT, "code": "404 Not Found",
+                               "title": "Not Found"})
+
+
+def route_not_found(accept: str | None = None) -> ApiError:
+    """webob's HTTPNotFound, which nova's router returns for a path no route matches: HTML,
+    JSON or plain text by the Accept header (offers text/html, then application/json)."""
+    kind = best_offer(accept, ("text/html", "application/json"))
+    if kind == "text/html":
+        return ApiError(404, HTML_NOT_FOUND, b"text/html; charset=UTF-8", versioned=False)
+    if kind == "application/json":
+        return ApiError(404, JSON_NOT_FOUND, b"application/json", versioned=False)
     return ApiError(404, PLAIN_NOT_FOUND, b"text/plain; charset=UTF-8", versioned=False)
+
+
+def best_offer(accept: str | None, offers) -> str | None:
+    """The first offer with the highest q that some media range of ``accept`` admits (RFC 7231
+    5.3.2: the most specific range decides an offer's q).  None when nothing is acceptable or
+    the header is absent or empty."""
+    if not accept:
+        return None
+    ranges = []
+    for item in accept.split(","):
+        parts = [p.strip() for p in item.split(";")]
+        media, q = parts[0].lower(), 1.0
+        for param in parts[1:]:
+            if param.lower().startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        if media:
+            ranges.append((media, q))
+    best, best_q = None, 0.0
+    for offer in offers:
+        kind, _, _sub = offer.partition("/")
+        q, specificity = None, -1
+        for media, mq in ranges:
+            mkind, _, msub = media.partition("/")
+            if media == offer:
+                spec = 2
+            elif msub == "*" and mkind == kind:
+                spec = 1
+            elif media == "*/*":
+                spec = 0
+            else:
+                continue
+            if spec > specificity:
+                q, specificity = mq, spec
+        if q is not None and q > best_q:
+            best, best_q = offer, q
+    return best
 
 
 def unauthorized() -> ApiError:

@@ -1,0 +1,286 @@
+# cython: language_level=3
+"""Compiled twin of fastnova/api/protocol.py (the HTTP/1.1 protocol that feeds httptools).
+
+Same states, limits and answers as the pure class, line for line; what changes is the cost.
+httptools calls on_header once per header line: in Python that callback (count, bound checks,
+lower-case, lookup) was ~1 us of a ~20 us request; typed here it is ~0.1 us.  Tests run the same
+cases against both (tests/test_protocol_twins.py), and the worker takes this one when it is
+built (fastnova.api.protocol.HttpProtocol).
+"""
+import asyncio
+import collections
+
+import httptools
+
+from fastnova.api.app import Request
+from fastnova.api.protocol import DEFAULT_LIMITS, SLICE, _Reject, canned, split_target
+
+from cpython.bytes cimport PyBytes_GET_SIZE
+
+
+cdef inline bytes _joined(bytes seen, bytes value):
+    """Repeated fields read as one comma-joined list, as WSGI servers hand them on."""
+    return value if seen is None else seen + b", " + value
+
+
+cdef class HttpProtocol:
+    cdef public object app, loop, stats, limits, transport, parser
+    cdef public object pending, waiting, mark
+    cdef bytes url
+    cdef object host, token, mv_header, mv_legacy, content_type, accept
+    cdef list body, raw_headers
+    cdef Py_ssize_t header_bytes, header_count, head_bytes, body_size
+    cdef Py_ssize_t max_url, max_head, max_headers, max_body
+    cdef public bint in_request, headers_done, paused, closing, failed, draining
+    cdef public long answered
+    cdef public int rejected
+    cdef public double since
+
+    def __init__(self, app, loop, stats=None, limits=DEFAULT_LIMITS):
+        self.app = app
+        self.loop = loop
+        self.stats = stats
+        self.limits = limits
+        self.max_url = limits.max_url
+        self.max_head = limits.max_head
+        self.max_headers = limits.max_headers
+        self.max_body = limits.max_body
+        self.transport = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.pending = collections.deque()
+        self.waiting = None
+        self.mark = None
+        self.since = 0.0
+        self.answered = 0
+        self.rejected = 0
+        self._reset()
+
+    cdef void _reset(self):
+        self.url = b""
+        self.host = self.token = self.mv_header = self.mv_legacy = None
+        self.content_type = self.accept = None
+        self.body = []
+        self.raw_headers = []
+        self.header_bytes = self.header_count = self.body_size = 0
+
+    # -- asyncio callbacks ---------------------------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.since = self.loop.time()
+        if self.stats is not None:
+            self.stats.connections += 1
+
+    def connection_lost(self, exc):
+        self.closing = True
+        self.pending.clear()
+        self.transport = None
+        if self.waiting is not None:
+            self.waiting.cancel()
+
+    def eof_received(self):
+        return False
+
+    def pause_writing(self):
+        if not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self):
+        self.paused = False
+        self._answer_pending()
+        if not self.paused and not self.closing and self.transport is not None \
+                and self.waiting is None:
+            self.transport.resume_reading()
+
+    cdef void _answer_pending(self):
+        while self.pending and not self.paused and not self.closing and self.waiting is None:
+            item = self.pending.popleft()
+            if isinstance(item, int):
+                self._fail(item)
+            else:
+                self._answer(item)
+
+    def data_received(self, data):
+        cdef Py_ssize_t n = len(data), start
+        if n <= SLICE:
+            self._feed(data)
+            return
+        view = memoryview(data)
+        for start in range(0, n, SLICE):
+            if self.closing or self.failed:
+                return
+            self._feed(view[start:start + SLICE])
+
+    cdef void _feed(self, chunk):
+        if self.closing or self.failed:
+            return
+        self.head_bytes += len(chunk)
+        try:
+            self.parser.feed_data(chunk)
+            if self.in_request and not self.headers_done and self.head_bytes > self.max_head:
+                self._reject(431)
+        except _Reject:
+            self._fail(self.rejected or 400)
+        except httptools.HttpParserUpgrade:
+            self._close()
+        except httptools.HttpParserError:
+            self._fail(self.rejected or 400)
+
+    # -- httptools callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self):
+        self.in_request = True
+        self.headers_done = False
+        self._reset()
+
+    def on_url(self, bytes url):
+        self.url += url
+        if PyBytes_GET_SIZE(self.url) > self.max_url:
+            self._reject(414)
+
+    def on_header(self, bytes name, bytes value):
+        cdef Py_ssize_t nlen = PyBytes_GET_SIZE(name)
+        self.header_count += 1
+        self.header_bytes += nlen + PyBytes_GET_SIZE(value)
+        if self.header_count > self.max_headers or self.header_bytes > self.max_head:
+            self._reject(431)
+        self.raw_headers.append((name, value))
+        # Only six names matter; their lengths tell them apart before any lower-casing.
+        if nlen == 4 or nlen == 6 or nlen == 12 or nlen == 21 or nlen == 28:
+            self._keep(name.lower(), value)
+
+    cdef void _keep(self, bytes lname, bytes value) except *:
+        if lname == b"host":
+            if self.host is not None:
+                self._reject(400)      # RFC 9112 3.2: more than one Host is a 400
+            self.host = value
+        elif lname == b"x-auth-token":
+            self.token = _joined(self.token, value)
+        elif lname == b"accept":
+            self.accept = _joined(self.accept, value)
+        elif lname == b"content-type":
+            self.content_type = _joined(self.content_type, value)
+        elif lname == b"openstack-api-version":
+            self.mv_header = _joined(self.mv_header, value)
+        elif lname == b"x-openstack-nova-api-version":
+            self.mv_legacy = _joined(self.mv_legacy, value)
+
+    def on_headers_complete(self):
+        if self.parser.get_http_version() not in ("1.1", "1.0"):
+            self._reject(400)          # llhttp takes "GET /" as HTTP/0.9; nova never spoke it
+        self.headers_done = True
+        self.head_bytes = 0
+
+    def on_body(self, bytes body):
+        self.body_size += PyBytes_GET_SIZE(body)
+        if self.body_size > self.max_body:
+            self._reject(413)
+        self.body.append(body)
+
+    def on_message_complete(self):
+        self.in_request = False
+        self.head_bytes = 0
+        if self.closing:
+            return
+        req = self._request()
+        if req is None:
+            self._reject(400)
+        if self.pending or self.paused or self.waiting is not None:
+            self.pending.append(req)
+            self.transport.pause_reading()
+        else:
+            self._answer(req)
+
+    # -- answering -----------------------------------------------------------------------------
+
+    cdef void _answer(self, req) except *:
+        if self.draining:
+            req.keep_alive = False
+        answer = self.app.handle(req)
+        if type(answer) is not bytes:
+            self.waiting = asyncio.ensure_future(answer, loop=self.loop)
+            self.waiting.add_done_callback(lambda fut: self._awaited(fut, req))
+            return
+        self._write(answer, req)
+
+    def _awaited(self, fut, req):
+        self.waiting = None
+        if self.closing or fut.cancelled():
+            return
+        self._write(fut.result(), req)
+        self._answer_pending()
+        if not self.paused and not self.closing and self.transport is not None:
+            self.transport.resume_reading()
+
+    cdef void _write(self, bytes answer, req) except *:
+        self.transport.write(answer)
+        self.answered += 1
+        if self.stats is not None:
+            self.stats.requests += 1
+        if not req.keep_alive:
+            self._close()
+
+    def drain(self):
+        self.draining = True
+        if not self.in_request and not self.pending and self.waiting is None:
+            self._close()
+
+    def check(self, double now):
+        mark = (self.answered, self.in_request, len(self.pending))
+        if mark != self.mark or self.waiting is not None:
+            self.mark, self.since = mark, now
+            return
+        if self.pending or self.paused:
+            limit, status = self.limits.keepalive_timeout, None
+        elif self.in_request:
+            limit, status = self.limits.header_timeout, 408
+        elif self.answered == 0:
+            limit, status = self.limits.header_timeout, None
+        else:
+            limit, status = self.limits.keepalive_timeout, None
+        if now - self.since > limit:
+            if status is None:
+                self._close()
+            else:
+                self._fail(status)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    cdef object _request(self):
+        try:
+            path, query = split_target(self.url)
+            return Request(
+                self.parser.get_method().decode("ascii"),
+                path.decode("utf-8"),
+                query.decode("utf-8"),
+                None if self.host is None else self.host.decode("latin-1"),
+                None if self.token is None else self.token.decode("latin-1"),
+                None if self.mv_header is None else self.mv_header.decode("latin-1"),
+                None if self.mv_legacy is None else self.mv_legacy.decode("latin-1"),
+                self.parser.should_keep_alive(),
+                b"".join(self.body),
+                None if self.content_type is None else self.content_type.decode("latin-1"),
+                self.raw_headers,
+                None if self.accept is None else self.accept.decode("latin-1"))
+        except (httptools.HttpParserInvalidURLError, UnicodeDecodeError, ValueError):
+            return None
+
+    cdef void _reject(self, int status) except *:
+        self.rejected = status
+        raise _Reject(status)
+
+    cdef void _fail(self, int status) except *:
+        if (self.pending or self.waiting is not None) and not self.closing:
+            self.pending.append(status)
+            self.failed = True
+            return
+        if self.transport is not None and not self.closing:
+            self.transport.write(canned(status))
+        self._close()
+
+    cdef void _close(self) except *:
+        self.closing = True
+        self.pending.clear()
+        if self.transport is not None:
+            self.transport.close()
