@@ -57,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: answer those with nova's 501 fault)")
     s.add_argument("--timeout", type=float, default=30.0,
                    help="seconds without a heartbeat before a worker is replaced")
+    s.add_argument("--graceful-timeout", type=float, default=None, metavar="S",
+                   help="TERM/HUP: seconds workers may take to drain (default 30, or "
+                        "$FASTNOVA_GRACEFUL_TIMEOUT)")
+    s.add_argument("--header-timeout", type=float, default=None, metavar="S",
+                   help="a request must be complete S seconds after it starts: else 408 "
+                        "(default 30, or $FASTNOVA_HEADER_TIMEOUT)")
+    s.add_argument("--keepalive-timeout", type=float, default=None, metavar="S",
+                   help="idle keep-alive connections close after S seconds (default 75, or "
+                        "$FASTNOVA_KEEPALIVE_TIMEOUT)")
     s.add_argument("--log-level", default="INFO")
     _add_command_options(s)
     d = sub.add_parser("demo", help="fill a store with N demo servers and exit")
