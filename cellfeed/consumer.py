@@ -30,6 +30,9 @@ class Topology:
     exchange: str          # the cells' update exchange (topic, durable)
     queue: str             # this API host's durable queue
     binding_key: str = "#"
+    # oslo.messaging declares nova's exchange non-durable (amqp_durable_queues=False); a
+    # declare with another durability is refused, so following nova needs False here.
+    exchange_durable: bool = True
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -55,7 +58,7 @@ class Tuning:
 
 class FeedConsumer:
     def __init__(self, params: pika.connection.Parameters, topology: Topology, journal,
-                 handoff, ioloop, tuning: Tuning, on_stopped):
+                 handoff, ioloop, tuning: Tuning, on_stopped, decoder=None):
         self._params = params
         self._topology = topology
         self._journal = journal
@@ -63,6 +66,8 @@ class FeedConsumer:
         self._ioloop = ioloop
         self._tuning = tuning
         self._on_stopped = on_stopped    # called once the consumer is completely down
+        # body -> validated updates, for a foreign format (cellfeed.nova_notifications)
+        self._decoder = decoder
         self._connection = None
         self._channel = None
         self._consumer_tag = None
@@ -145,7 +150,8 @@ class FeedConsumer:
 
     def _on_dlq_bound(self, _frame):
         self._channel.exchange_declare(self._topology.exchange, exchange_type="topic",
-                                       durable=True, callback=self._on_exchange_ok)
+                                       durable=self._topology.exchange_durable,
+                                       callback=self._on_exchange_ok)
 
     def _on_exchange_ok(self, _frame):
         args = self._topology.queue_arguments()
@@ -191,10 +197,15 @@ class FeedConsumer:
         if self.fatal is not None:
             return
         try:
-            updates = contract.decode(body)
+            updates = (self._decoder or contract.decode)(body)
         except contract.ContractError as exc:
             self._dead_letter(channel, method, str(exc))
             return
+        if self._decoder is not None:
+            if not updates:     # nothing for the store: nothing to make durable
+                channel.basic_ack(method.delivery_tag)
+                return
+            body = contract.encode(updates)     # the journal and its replay hold contract v1
         try:
             lsn = self._journal.append(body)
         except JournalFailed as exc:

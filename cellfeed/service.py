@@ -58,6 +58,9 @@ class Options:
     backoff_max: float = Tuning.backoff_max
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     apply_batch: int = 20000
+    decoder: str = ""                 # "" (contract v1) or "nova" (versioned notifications)
+    binding_key: str = "#"            # nova: "versioned_notifications.*" (.info and .error)
+    exchange_durable: bool = True     # nova: False unless amqp_durable_queues is set
 
     @classmethod
     def from_any(cls, obj) -> "Options":
@@ -74,6 +77,15 @@ class Options:
 
     def journal_dir(self) -> str:
         return os.path.join(self.data_dir, "feed-journal")
+
+
+def _decoder(name: str):
+    if not name:
+        return None
+    if name == "nova":
+        from cellfeed.nova_notifications import decode
+        return decode
+    raise ValueError("unknown decoder %r" % name)
 
 
 def run(options) -> int:
@@ -154,10 +166,13 @@ class FeedService:
                                     max_batch=opts.apply_batch)
         tuning = Tuning(prefetch=opts.prefetch, batch_size=opts.batch_size,
                         batch_interval=opts.batch_interval, backoff_max=opts.backoff_max)
-        topology = Topology(exchange=opts.exchange, queue=opts.queue)
+        topology = Topology(exchange=opts.exchange, queue=opts.queue,
+                            binding_key=opts.binding_key,
+                            exchange_durable=opts.exchange_durable)
         self.consumer = FeedConsumer(pika.URLParameters(opts.amqp_url), topology, self.journal,
                                      self.thread.submit, self.ioloop, tuning,
-                                     on_stopped=self.ioloop.stop)
+                                     on_stopped=self.ioloop.stop,
+                                     decoder=_decoder(opts.decoder))
         self.thread.start()
         restore = self._install_signals()
         self.ioloop.add_callback(self.consumer.start)
