@@ -111,7 +111,7 @@ def write_servers(dbs: dict, ctx: M.Context, new: StoreWriter, stats: ImportStat
             continue
         pending.append(rec)
         stats.servers += 1
-        stats.deleted += rec["deleted"]
+        stats.deleted += bool(rec.get("deleted"))
         stats.build_requests += bundle.instance is None
         max_seq = max(max_seq, rec["seq"])
         if len(pending) >= batch:
