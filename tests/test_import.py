@@ -84,7 +84,7 @@ def write_sample_rows(nova: NovaDeployment, s: dict):
         if image else {}
     sysmeta.update({"image_min_ram": "0", "image_disk_format": "qcow2", "image_base_image_ref":
                     image["id"] if image else ""})
-    if s.get("locked_reason"):
+    if s.get("locked_reason") is not None:
         sysmeta["locked_reason"] = s["locked_reason"]
     vifs = {}
     for label, addrs in s["addresses"].items():
