@@ -97,6 +97,27 @@ def fill(nova: NovaDeployment, cell: str, first: int, count: int, salt: str):
     nova.execute(cell, "ANALYZE")
 
 
+def sample_anon(proc) -> float:
+    """Peak RssAnon of a running process, sampled every 50 ms from a thread."""
+    import threading
+    peak = [0.0]
+
+    def run():
+        while proc.poll() is None:
+            try:
+                with open("/proc/%d/status" % proc.pid) as f:
+                    for line in f:
+                        if line.startswith("RssAnon:"):
+                            peak[0] = max(peak[0], int(line.split()[1]) / 1024.0)
+            except OSError:
+                return
+            time.sleep(0.05)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    proc._anon_thread = t
+    return peak
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--servers", type=int, default=100_000)
@@ -114,9 +135,14 @@ def main() -> int:
         cmd = [sys.executable, "-m", "fastnova.cli", "import-nova", "--api-db", nova.url("api"),
                "--data-dir", data] + sum((["--cell-db", u] for u in nova.cell_urls()), [])
         t = time.monotonic()
-        proc = subprocess.run(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
+        anon = sample_anon(proc)
+        err = proc.stderr.read()
+        proc.wait()
+        proc._anon_thread.join()
+        peak_anon = anon[0]
         took = time.monotonic() - t
-        sys.stderr.write(proc.stderr[-1500:])
+        sys.stderr.write(err[-1500:])
         if proc.returncode != 0:
             return proc.returncode
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
@@ -124,8 +150,9 @@ def main() -> int:
         print("machine: %s, %d cpus, python %s" % (platform.platform(), os.cpu_count(),
                                                     platform.python_version()))
         print("import-nova: %d servers in %.1fs (process wall) = %.0f servers/s; "
-              "peak RSS %.0f MB; store %.0f MB"
-              % (per * args.cells, took, per * args.cells / took, peak, size))
+              "peak RSS %.0f MB of which anonymous (the importer's own memory) %.0f MB, the "
+              "rest file-backed pages of the mmap'd store; store %.0f MB"
+              % (per * args.cells, took, per * args.cells / took, peak, peak_anon, size))
     finally:
         if not args.keep:
             nova.drop()

@@ -55,9 +55,10 @@ def main(args: argparse.Namespace) -> int:
             stats = import_nova(args.api_db, args.cell_db, args.data_dir, _settings(args),
                                 with_deleted=not args.skip_deleted, reload_pid=args.reload_pid)
             print("import-nova: done: %d servers, %d flavors, %d carried over from the live "
-                  "store, %d skipped, %.1fs (%.0f servers/s), peak rss %.0f MB, generation %s"
+                  "store, %d skipped, %.1fs (%.0f servers/s), peak rss %.0f MB (anonymous %.0f MB), "
+                  "generation %s"
                   % (stats.servers, stats.flavors, stats.carried, stats.skipped, stats.seconds,
-                     stats.rate(), stats.peak_rss_mb, stats.generation), file=sys.stderr)
+                     stats.rate(), stats.peak_rss_mb, stats.peak_anon_mb, stats.generation), file=sys.stderr)
             return 0
         from fastnova.importer.reconcile import reconcile
         reconcile(args.api_db, args.cell_db, args.data_dir, _settings(args),

@@ -42,6 +42,7 @@ class ImportStats:
     carried: int = 0
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    peak_anon_mb: float = 0.0
     generation: str = ""
     errors: list = field(default_factory=list)
 
@@ -51,6 +52,23 @@ class ImportStats:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_split_mb() -> tuple[float, float]:
+    """(anonymous, file-backed) resident MB.  RSS alone misleads here: the LMDB file being
+    written is mmap'd, so its pages count as resident (page cache the kernel can drop), and
+    that grows with the store; the importer's own memory is the anonymous part."""
+    anon = filed = 0.0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    anon = int(line.split()[1]) / 1024.0
+                elif line.startswith("RssFile:"):
+                    filed = int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return anon, filed
 
 
 def resolve_cells(api_url: str, cell_urls) -> dict:
@@ -72,9 +90,12 @@ class Progress:
             return
         self.last = now
         took = now - self.start
+        anon, filed = rss_split_mb()
+        stats.peak_anon_mb = max(stats.peak_anon_mb, anon)
         print("import-nova: %d servers (%d deleted, %d build requests) in %.1fs, %.0f/s, "
-              "peak rss %.0f MB" % (stats.servers, stats.deleted, stats.build_requests, took,
-                                    stats.servers / took if took else 0, peak_rss_mb()),
+              "rss anon %.0f MB + file-backed %.0f MB (the mmap'd store)"
+              % (stats.servers, stats.deleted, stats.build_requests, took,
+                 stats.servers / took if took else 0, anon, filed),
               file=self.out, flush=True)
 
 
