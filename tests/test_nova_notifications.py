@@ -147,6 +147,7 @@ def test_samples_through_rabbitmq_into_store(tmp_path):
     tag = uuidlib.uuid4().hex[:10]
     exchange, queue = "test.nova.%s" % tag, "test.nova.%s.q" % tag
     data = str(tmp_path)
+    runner = None
     try:
         t0 = dt.datetime(2012, 10, 29, 13, 42, 11)
         nova.add_instance(uuid=UUID, created_at=t0, updated_at=t0, project_id=PROJECT)
@@ -218,6 +219,9 @@ def test_samples_through_rabbitmq_into_store(tmp_path):
         assert c["tags"] == ["tag"] and c["key_name"] == "my-key"
         app.reader.close()
     finally:
+        if runner is not None and runner.is_alive():     # a failed test: stop the feed first
+            runner.kill()
+            runner.join(10)
         nova.drop()
         conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         ch = conn.channel()
