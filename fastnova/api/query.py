@@ -61,10 +61,15 @@ def is_all_tenants(q: Query) -> bool:
     return bool_strict(value, "all_tenants") if value else True
 
 
-def next_link(q: Query, version_root: str, collection: str, marker: str) -> str:
-    """nova's _get_next_link: the request's parameters sorted, marker replaced, urlencoded."""
+def next_link(q: Query, version_root: str, collection: str, marker: str,
+              keep=None) -> str:
+    """nova's _get_next_link: the request's parameters sorted, marker replaced, urlencoded.
+
+    ``keep``: the keys the query schema left in the request (nova strips unknown ones from
+    req.GET before the controller, so its links do not carry them); None keeps all."""
     params = {}
     for key, value in sorted(q.pairs):
-        params[key] = value
+        if keep is None or key in keep:
+            params[key] = value
     params["marker"] = marker
     return "%s/%s?%s" % (version_root, collection, urlencode(params))

@@ -1,5 +1,8 @@
 """GET /servers, /servers/detail and /servers/{id}: store lookup and page assembly.
 
+A list request is parsed into a Spec with nova's per-microversion, per-role semantics
+(fastnova.query.params), answered by an index walk (fastnova.query.plan), then assembled.
+
 Each document is already rendered in the store; a read selects the pieces for this
 (microversion, role, view), fills in the request's link prefixes and joins.
 """
@@ -9,7 +12,8 @@ import orjson
 
 from fastnova import _ext
 from fastnova.api import errors
-from fastnova.api.query import Query, is_all_tenants, limit_and_marker, next_link
+from fastnova.api.query import Query, next_link
+from fastnova.query import params, plan
 from fastnova.store import layout as L
 
 
@@ -31,28 +35,19 @@ def show(app, req, ctx, minor, route, links) -> bytes:
 
 def listing(app, req, ctx, minor, route, links, detail: bool) -> bytes:
     q = Query(req.query)
-    limit, marker = limit_and_marker(q)
-    project = ctx.project_id
-    if is_all_tenants(q):
-        if not ctx.is_admin:
-            raise errors.fault(403, "Policy doesn't allow os_compute_api:servers:%s:"
-                                    "get_all_tenants to be performed."
-                               % ("detail" if detail else "index"))
-        project = None
+    reader = app.reader
     view = L.VIEW_DETAIL if detail else L.VIEW_INDEX
-    with app.reader.begin() as txn:
-        before = None
-        if marker is not None:
-            before = app.reader.marker_key(txn, marker)
-            if before is None:
-                raise errors.bad_request("marker [%s] not found" % marker)
-        uuids = app.reader.page_uuids(txn, project, limit, before)
-        blobs = [app.reader.server_blob(txn, u) for u in uuids]
+    with reader.begin() as txn:
+        spec = params.parse(q, minor, ctx, detail, flavour=reader.db_flavour,
+                            flavor_exists=lambda fid: reader.flavor_exists(txn, fid))
+        uuids = plan.page(reader, txn, spec)
+        blobs = [reader.server_blob(txn, u) for u in uuids]
         body = _ext.page_docs(blobs, minor, role_bit(ctx) | view, links.root, links.vroot)
     out = [b'{"servers":[', body, b"]"]
-    if limit and len(uuids) == limit:
+    # nova's _get_collection_links: a next link when the page is full.
+    if spec.limit and len(uuids) == spec.limit:
         href = next_link(q, links.vroot_str, "servers/detail" if detail else "servers",
-                         uuids[-1].decode())
+                         uuids[-1].decode(), keep=spec.kept)
         out.append(b',"servers_links":' + orjson.dumps([{"href": href, "rel": "next"}]))
     out.append(b"}")
     return b"".join(out)

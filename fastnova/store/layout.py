@@ -8,18 +8,30 @@ Named databases
 ---------------
 servers      uuid -> view blob (pre-rendered JSON pieces, below)          [live and deleted]
 records      uuid -> orjson canonical record (fastnova.record)            [live and deleted]
-by_created   created_key + uuid -> project_id                             [live only]
-by_project   project_id NUL created_key + uuid -> b""                     [live only]
-by_changed   micros(updated_at) + uuid -> project_id                      [live and deleted]
+qrows        uuid -> orjson query row: the fields filters and sorts read  [live and deleted]
+             (fastnova.query.row; ~300 bytes, so a post-filter costs one small parse)
+ix           scope NUL part NUL micros(created_at) uuid -> micros(updated_at) [see parts]
+ix_counts    scope NUL part -> u64 number of entries (the planner picks the smallest stream)
+by_changed   scope NUL micros(updated_at) uuid -> state byte (l|d) + micros(created_at)
+             + vm_state                                                   [live and deleted]
+by_name      scope NUL collate(name)[:200] NUL uuid -> vm_state           [live only]
 flavors      flavorid -> view blob   (key order is nova's default flavor order: flavorid asc)
 flavor_recs  flavorid -> orjson flavor record
-meta         bookkeeping: schema version, sequence counter, feed position, …
+meta         bookkeeping: schema version, sequence counter, feed position, ...
+outbox       u64 big-endian sequence -> orjson cast to a cell (fastnova.outbox)
 
-``created_key`` is 8 bytes big-endian micros(created_at) then 8 bytes big-endian seq, so that a
-forward cursor is nova's order reversed: nova lists by created_at desc, id desc, and a reader walks
-these indexes backwards.  Deleted servers leave the list indexes but keep their record and blob
-(flagged deleted) as a versioned tombstone: a late update cannot resurrect them and changes-since
-can still report them.
+Every index is written twice, once under the server's project id as ``scope`` and once under
+``*`` (all tenants), so a member's query and an admin's all_tenants query both walk only the
+entries they can return.  ``part`` of ``ix`` is one of
+
+    c            every live server
+    d            every deleted server (tombstone)
+    s<vm_state>  live servers in that vm_state          (status=, vm_state=)
+    t<tag>       live servers carrying the tag (lowercased, as MySQL's collation compares)
+
+and keys inside a part sort by created_at then uuid, so walking a part backwards is nova's
+default order (created_at desc) with ties on created_at regrouped by uuid by the reader.  All
+of them are maintained by fastnova.store.writer in the same write transaction as the record.
 
 View blob
 ---------
@@ -50,17 +62,22 @@ import struct
 
 DB_SERVERS = b"servers"
 DB_RECORDS = b"records"
-DB_BY_CREATED = b"by_created"
-DB_BY_PROJECT = b"by_project"
+DB_QROWS = b"qrows"
+DB_INDEX = b"ix"
+DB_COUNTS = b"ix_counts"
 DB_BY_CHANGED = b"by_changed"
+DB_BY_NAME = b"by_name"
 DB_FLAVORS = b"flavors"
 DB_FLAVOR_RECS = b"flavor_recs"
 DB_META = b"meta"
+DB_OUTBOX = b"outbox"      # casts to the cells awaiting the forwarder (fastnova.outbox)
 
-ALL_DBS = (DB_SERVERS, DB_RECORDS, DB_BY_CREATED, DB_BY_PROJECT, DB_BY_CHANGED,
-           DB_FLAVORS, DB_FLAVOR_RECS, DB_META)
+ALL_DBS = (DB_SERVERS, DB_RECORDS, DB_QROWS, DB_INDEX, DB_COUNTS, DB_BY_CHANGED, DB_BY_NAME,
+           DB_FLAVORS, DB_FLAVOR_RECS, DB_META, DB_OUTBOX)
 
-SCHEMA_VERSION = 1
+# 2: query indexes (ix, ix_counts, by_changed with scopes, by_name, qrows) replace by_created
+#    and by_project.
+SCHEMA_VERSION = 2
 META_SCHEMA = b"schema_version"
 META_SEQ = b"seq"
 
@@ -115,13 +132,55 @@ def unpack_blob(blob: bytes):
     return project_id, bool(flags & FLAG_DELETED), pieces
 
 
-def created_key(created_micros: int, seq: int) -> bytes:
-    return created_micros.to_bytes(8, "big") + seq.to_bytes(8, "big")
+ALL_SCOPE = b"*"
+PART_LIVE = b"c"
+PART_DELETED = b"d"
+PART_STATE = b"s"
+PART_TAG = b"t"
+UUID_LEN = 36
+MICROS_LEN = 8
+NAME_KEY_MAX = 200
 
 
-def project_prefix(project_id: str) -> bytes:
-    return project_id.encode() + b"\x00"
+def micros_bytes(micros: int) -> bytes:
+    return micros.to_bytes(MICROS_LEN, "big")
 
 
-def changed_key(updated_micros: int, uuid: str) -> bytes:
-    return updated_micros.to_bytes(8, "big") + uuid.encode()
+def scopes(project_id: str) -> tuple[bytes, bytes]:
+    return ALL_SCOPE, project_id.encode()
+
+
+def part_prefix(scope: bytes, part: bytes) -> bytes:
+    """Prefix of one ordered part of ``ix``; also the key of its count in ``ix_counts``."""
+    return scope + b"\x00" + part + b"\x00"
+
+
+def ix_key(scope: bytes, part: bytes, created_micros: int, uuid: bytes) -> bytes:
+    return part_prefix(scope, part) + micros_bytes(created_micros) + uuid
+
+
+def changed_prefix(scope: bytes) -> bytes:
+    return scope + b"\x00"
+
+
+def changed_key(scope: bytes, updated_micros: int, uuid: bytes) -> bytes:
+    return scope + b"\x00" + micros_bytes(updated_micros) + uuid
+
+
+def name_collate(name: str | None) -> str:
+    """MySQL's default (utf8 *_ci, PAD SPACE) string order, approximated: case and trailing
+    spaces do not count."""
+    return (name or "").lower().rstrip(" ")
+
+
+def name_key(scope: bytes, name: str | None, uuid: bytes) -> bytes:
+    return (scope + b"\x00" + name_collate(name).encode()[:NAME_KEY_MAX] + b"\x00" + uuid)
+
+
+def key_uuid(key: bytes) -> bytes:
+    return key[-UUID_LEN:]
+
+
+def key_micros(key: bytes) -> int:
+    """micros of an ``ix`` or ``by_changed`` key (the 8 bytes before the uuid)."""
+    return int.from_bytes(key[-UUID_LEN - MICROS_LEN:-UUID_LEN], "big")

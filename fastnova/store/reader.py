@@ -1,22 +1,25 @@
 """The one door for reading the LMDB store (opened read-only in each worker, after fork).
 
 A read is one short read transaction: it never spans an ``await``, so a slow client cannot pin an
-old snapshot and make the file grow.  Pages walk an index backwards (nova's order is created_at
-desc, id desc) and stop after ``limit`` entries: the cost of a page is O(limit), not O(servers).
+old snapshot and make the file grow.  Pages walk an index in the requested order (fastnova.query.plan
+decides which) and stop after ``limit`` matches: for the default order and the indexed filters the
+cost of a page is O(limit), not O(servers).
 """
 from __future__ import annotations
 
 import orjson
 
+from fastnova.query.regex import FLAVOURS, MYSQL
+from fastnova.query.row import loads as qrow_loads
 from fastnova.store import layout as L
 from fastnova.store.writer import DEFAULT_MAP_SIZE, open_env
-from fastnova.record import time_micros
-
-UUID_LEN = 36
 
 
 class StoreReader:
-    def __init__(self, data_dir: str, map_size: int = DEFAULT_MAP_SIZE):
+    def __init__(self, data_dir: str, map_size: int = DEFAULT_MAP_SIZE,
+                 db_flavour: str = MYSQL):
+        if db_flavour not in FLAVOURS:
+            raise ValueError("db_flavour must be one of %s" % (FLAVOURS,))
         self.env = open_env(data_dir, map_size=map_size, readonly=True)
         # Named databases opened outside any transaction: py-lmdb then keeps the handles valid
         # for every later transaction of this environment.
@@ -24,6 +27,14 @@ class StoreReader:
         self.servers = self.dbs[L.DB_SERVERS]
         self.records = self.dbs[L.DB_RECORDS]
         self.flavors = self.dbs[L.DB_FLAVORS]
+        self.qrows = self.dbs[L.DB_QROWS]
+        self.index = self.dbs[L.DB_INDEX]
+        self.counts = self.dbs[L.DB_COUNTS]
+        self.by_changed = self.dbs[L.DB_BY_CHANGED]
+        self.by_name = self.dbs[L.DB_BY_NAME]
+        # How name=/node=/... regular expressions and string sorts behave: "mysql" (nova on
+        # MySQL: case-insensitive) or "postgresql" (case-sensitive).  See fastnova.query.regex.
+        self.db_flavour = db_flavour
 
     def begin(self):
         return self.env.begin(buffers=False)
@@ -52,52 +63,59 @@ class StoreReader:
         with txn.cursor(db=self.flavors) as cur:
             return [key for key in cur.iternext(keys=True, values=False)]
 
-    # -- server pages --------------------------------------------------------------------------
+    # -- query indexes (fastnova.query.plan drives these) --------------------------------------
 
-    def marker_key(self, txn, marker: str) -> bytes | None:
-        """The default-order index key of a marker server (live or deleted), None if unknown.
+    def qrow(self, txn, uuid: bytes) -> dict | None:
+        raw = txn.get(uuid, db=self.qrows)
+        return qrow_loads(raw) if raw is not None else None
 
-        nova looks the marker up elevated and with deleted rows, then pages from its sort values,
-        so a marker from another project or a deleted server still positions the page.
+    def part_count(self, txn, scope: bytes, part: bytes) -> int:
+        raw = txn.get(L.part_prefix(scope, part), db=self.counts)
+        return int.from_bytes(raw, "big") if raw else 0
+
+    def flavor_exists(self, txn, flavorid: str) -> bool:
+        return txn.get(flavorid.encode(), db=self.dbs[L.DB_FLAVOR_RECS]) is not None
+
+    def walk_part(self, txn, scope: bytes, part: bytes, desc: bool, start: bytes | None = None):
+        """(suffix, value) of one ``ix`` part in order: suffix = micros(created_at) + uuid,
+        value = micros(updated_at).  ``start`` (8 bytes of micros) makes the walk begin with
+        that created_at, inclusive."""
+        prefix = L.part_prefix(scope, part)
+        cut = len(prefix)
+        for key, value in self.walk(txn, self.index, prefix, desc, start):
+            yield key[cut:], value
+
+    def walk(self, txn, db, prefix: bytes, desc: bool, start: bytes | None = None):
+        """(key, value) of the keys under ``prefix``, ascending or descending.
+
+        ``start`` (inclusive, compared with the key after the prefix): ascending begins at the
+        first key >= prefix+start; descending at the last key whose part after the prefix starts
+        with something <= start (every key of the group ``start`` included).
         """
-        rec = self.record(txn, marker.encode())
-        if rec is None or "created_at" not in rec:
-            return None
-        return L.created_key(time_micros(rec["created_at"]), rec.get("seq", 0)) + marker.encode()
-
-    def page_uuids(self, txn, project_id: str | None, limit: int,
-                   before: bytes | None = None) -> list[bytes]:
-        """Up to ``limit`` server uuids in nova's default order, after ``before`` (a marker key).
-
-        ``project_id`` None walks every project (admin with all_tenants).
-        """
-        if limit <= 0:
-            return []
-        if project_id is None:
-            prefix, db = b"", self.dbs[L.DB_BY_CREATED]
-        else:
-            prefix, db = L.project_prefix(project_id), self.dbs[L.DB_BY_PROJECT]
-        out = []
         with txn.cursor(db=db) as cur:
-            if not self._position(cur, prefix, before):
-                return out
-            for key in cur.iterprev(keys=True, values=False):
+            if not desc:
+                if not cur.set_range(prefix + (start or b"")):
+                    return
+                for key, value in cur.iternext():
+                    if not key.startswith(prefix):
+                        return
+                    yield key, value
+                return
+            bound = _after(prefix + start) if start is not None else _after(prefix)
+            if bound is not None and cur.set_range(bound):
+                if not cur.prev():
+                    return
+            elif not cur.last():
+                return
+            for key, value in cur.iterprev():
                 if not key.startswith(prefix):
-                    break
-                out.append(key[-UUID_LEN:])
-                if len(out) >= limit:
-                    break
-        return out
+                    return
+                yield key, value
 
-    @staticmethod
-    def _position(cur, prefix: bytes, before: bytes | None) -> bool:
-        """Put the cursor on the last key of the range that sorts before ``before``."""
-        if before is not None:
-            target = prefix + before
-        elif prefix:
-            target = prefix[:-1] + b"\x01"       # just past every key of this project
-        else:
-            return cur.last()
-        if cur.set_range(target):
-            return cur.prev()
-        return cur.last()
+
+def _after(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: no such key)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes((stripped[-1] + 1,))

@@ -13,7 +13,8 @@ import os
 import lmdb
 import orjson
 
-from fastnova.record import normalize, time_micros
+from fastnova.query import row as qrow
+from fastnova.record import normalize
 from fastnova.store import layout as L
 from fastnova.views.flavors import render_flavor
 from fastnova.views.servers import render_server
@@ -54,7 +55,9 @@ class StoreWriter:
     def batch(self):
         """One write transaction: commits (durably, unless opened with sync=False) on exit."""
         with self.env.begin(write=True) as txn:
-            yield Batch(txn, self.dbs)
+            batch = Batch(txn, self.dbs)
+            yield batch
+            batch.flush_counts()
 
     def reader_check(self) -> int:
         """Reclaim reader slots of dead processes (the master calls this after reaping)."""
@@ -70,6 +73,7 @@ class Batch:
     def __init__(self, txn, dbs):
         self.txn = txn
         self.dbs = dbs
+        self._deltas: dict[bytes, int] = {}
 
     # -- reads within the transaction --------------------------------------------------------
 
@@ -130,27 +134,65 @@ class Batch:
         if old is not None and "project_id" in old:
             self._unindex(old)
         self.txn.put(key, orjson.dumps(new), db=self.dbs[L.DB_RECORDS])
+        self.txn.put(key, qrow.dumps(qrow.build(new)), db=self.dbs[L.DB_QROWS])
         blob = L.pack_blob(new["project_id"], render_server(new), deleted=new["deleted"])
         self.txn.put(key, blob, db=self.dbs[L.DB_SERVERS])
         self._index(new)
 
+    # Every index entry of a record, computed from the record alone, so that unindexing the old
+    # version removes exactly what indexing it added (same transaction, no stale entries).
+
+    @staticmethod
+    def _entries(rec: dict):
+        """(db name, key, value, count key or None) of every index entry of a record."""
+        uuid = rec["id"].encode()
+        created = qrow.micros(rec["created_at"])
+        updated = qrow.micros(rec.get("updated_at") or rec["created_at"])
+        vm_state = (rec.get("vm_state") or "").encode()
+        deleted = bool(rec.get("deleted"))
+        parts = [L.PART_DELETED] if deleted else [L.PART_LIVE, L.PART_STATE + vm_state]
+        if not deleted:
+            tags = {t.lower().encode() for t in rec.get("tags") or ()}
+            parts.extend(L.PART_TAG + t for t in sorted(tags))
+        # ix values carry updated_at, so changes-since is checked during a walk; by_changed
+        # values carry created_at, so a set of recent changes sorts without reading rows.
+        ix_value = L.micros_bytes(updated)
+        state = (b"d" if deleted else b"l") + L.micros_bytes(created) + vm_state
+        for scope in L.scopes(rec["project_id"]):
+            for part in parts:
+                yield (L.DB_INDEX, L.ix_key(scope, part, created, uuid), ix_value,
+                       L.part_prefix(scope, part))
+            yield L.DB_BY_CHANGED, L.changed_key(scope, updated, uuid), state, None
+            if not deleted:
+                yield L.DB_BY_NAME, L.name_key(scope, rec.get("name"), uuid), vm_state, None
+
     def _index(self, rec: dict):
-        uuid, pid = rec["id"].encode(), rec["project_id"].encode()
-        changed = L.changed_key(time_micros(rec["updated_at"] or rec["created_at"]), rec["id"])
-        self.txn.put(changed, pid, db=self.dbs[L.DB_BY_CHANGED])
-        if rec["deleted"]:
-            return
-        ck = L.created_key(time_micros(rec["created_at"]), rec["seq"]) + uuid
-        self.txn.put(ck, pid, db=self.dbs[L.DB_BY_CREATED])
-        self.txn.put(L.project_prefix(rec["project_id"]) + ck, b"", db=self.dbs[L.DB_BY_PROJECT])
+        for db, key, value, count_key in self._entries(rec):
+            self.txn.put(key, value, db=self.dbs[db])
+            if count_key is not None:
+                self._count(count_key, 1)
 
     def _unindex(self, rec: dict):
-        uuid = rec["id"].encode()
-        changed = L.changed_key(time_micros(rec.get("updated_at") or rec["created_at"]), rec["id"])
-        self.txn.delete(changed, db=self.dbs[L.DB_BY_CHANGED])
-        ck = L.created_key(time_micros(rec["created_at"]), rec["seq"]) + uuid
-        self.txn.delete(ck, db=self.dbs[L.DB_BY_CREATED])
-        self.txn.delete(L.project_prefix(rec["project_id"]) + ck, db=self.dbs[L.DB_BY_PROJECT])
+        for db, key, _value, count_key in self._entries(rec):
+            if self.txn.delete(key, db=self.dbs[db]) and count_key is not None:
+                self._count(count_key, -1)
+
+    def _count(self, key: bytes, delta: int):
+        self._deltas[key] = self._deltas.get(key, 0) + delta
+
+    def flush_counts(self):
+        """Apply the part counts changed in this transaction (once per batch, not per server)."""
+        db = self.dbs[L.DB_COUNTS]
+        for key, delta in self._deltas.items():
+            if not delta:
+                continue
+            raw = self.txn.get(key, db=db)
+            value = (int.from_bytes(raw, "big") if raw else 0) + delta
+            if value > 0:
+                self.txn.put(key, value.to_bytes(8, "big"), db=db)
+            elif raw is not None:
+                self.txn.delete(key, db=db)
+        self._deltas.clear()
 
     def _next_seq(self) -> int:
         raw = self.get_meta(L.META_SEQ)
