@@ -54,7 +54,8 @@ class Worker:
 
     def boot(self):
         self.loop = loop = new_loop()
-        self.reader = StoreReader(self.options.data_dir)
+        self.reader = StoreReader(self.options.data_dir,
+                                  db_flavour=getattr(self.options, "db_flavour", "mysql"))
         # Reader slots of workers that died holding a read transaction (kill -9, OOM) stay
         # taken in the lock file until someone checks for dead pids; do it at every start.
         stale = self.reader.env.reader_check()
