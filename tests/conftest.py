@@ -21,8 +21,7 @@ from fastnova import demo
 from tests.server import running_server
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = Path(os.environ.get("NOVA_API_SAMPLES",
-                              REPO.parent / "shared" / "nova-api-samples"))
+from tests.samples import SAMPLES  # noqa: E402
 
 PROJECT_A = demo.PROJECTS[0][0]
 PROJECT_B = demo.PROJECTS[1][0]

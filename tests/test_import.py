@@ -22,9 +22,10 @@ from fastnova.importer import mapping as M
 from fastnova.importer.run import import_nova
 from fastnova.store.reader import StoreReader
 from tests.test_import_helpers import (NovaDeployment, flavor_primitive, needs_pg,
+from tests.samples import SAMPLES as _SAMPLES
                                        network_info, nova_obj, request_spec)
 
-SAMPLES = "/work/shared/nova-api-samples"
+SAMPLES = str(_SAMPLES)
 PROJECT = "6f70656e737461636b20342065766572"
 SHOW_SAMPLES = [
     ("servers/server-get-resp.json", "2.1"),

@@ -29,8 +29,9 @@ from fastnova.importer.run import import_nova
 from fastnova.store.reader import StoreReader
 from tests.test_cellfeed_helpers import AMQP_URL, needs_broker
 from tests.test_import_helpers import NovaDeployment, needs_pg
+from tests.samples import SAMPLES as _SAMPLES
 
-SAMPLES = "/work/shared/nova-api-samples/notification_samples"
+SAMPLES = str(_SAMPLES / "notification_samples")
 UUID = "178b0921-8f85-4257-88b6-2e743b5a975c"
 PROJECT = "6f70656e737461636b20342065766572"
 

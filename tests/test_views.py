@@ -21,8 +21,9 @@ from fastnova.store.layout import (MAX_MINOR, ROLE_ADMIN, ROLE_MEMBER, VIEW_DETA
                                    VIEW_SHOW, pack_blob)
 from fastnova.views.servers import host_id, render_server
 from fastnova.views.status import server_status, states_for_statuses, status_filter
+from tests.samples import SAMPLES as _SAMPLES
 
-SAMPLES = "/work/shared/nova-api-samples"
+SAMPLES = str(_SAMPLES)
 PROJECT = "6f70656e737461636b20342065766572"
 ROOT = b"http://openstack.example.com/" + PROJECT.encode()
 VROOT = b"http://openstack.example.com/v2.1/" + PROJECT.encode()

@@ -131,13 +131,31 @@ class Batch:
 
     def _replace(self, old: dict | None, new: dict):
         key = new["id"].encode()
-        if old is not None and "project_id" in old:
-            self._unindex(old)
         self.txn.put(key, orjson.dumps(new), db=self.dbs[L.DB_RECORDS])
         self.txn.put(key, qrow.dumps(qrow.build(new)), db=self.dbs[L.DB_QROWS])
         blob = L.pack_blob(new["project_id"], render_server(new), deleted=new["deleted"])
         self.txn.put(key, blob, db=self.dbs[L.DB_SERVERS])
-        self._index(new)
+        if old is not None and "project_id" in old:
+            self._reindex(old, new)
+        else:
+            self._index(new)
+
+    def _reindex(self, old: dict, new: dict):
+        """Move a record's index entries from its old version to its new one, touching only the
+        entries that differ: a feed patch (task_state, updated_at, …) keeps most keys, and the
+        delete-all-then-put-all it replaces was a third of the cost of an update (profiled)."""
+        before = {(db, key): (value, count) for db, key, value, count in self._entries(old)}
+        for db, key, value, count_key in self._entries(new):
+            had = before.pop((db, key), None)
+            if had is None:
+                self.txn.put(key, value, db=self.dbs[db])
+                if count_key is not None:
+                    self._count(count_key, 1)
+            elif had[0] != value:
+                self.txn.put(key, value, db=self.dbs[db])
+        for (db, key), (_value, count_key) in before.items():
+            if self.txn.delete(key, db=self.dbs[db]) and count_key is not None:
+                self._count(count_key, -1)
 
     # Every index entry of a record, computed from the record alone, so that unindexing the old
     # version removes exactly what indexing it added (same transaction, no stale entries).
@@ -171,11 +189,6 @@ class Batch:
             self.txn.put(key, value, db=self.dbs[db])
             if count_key is not None:
                 self._count(count_key, 1)
-
-    def _unindex(self, rec: dict):
-        for db, key, _value, count_key in self._entries(rec):
-            if self.txn.delete(key, db=self.dbs[db]) and count_key is not None:
-                self._count(count_key, -1)
 
     def _count(self, key: bytes, delta: int):
         self._deltas[key] = self._deltas.get(key, 0) + delta
