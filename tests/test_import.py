@@ -21,8 +21,8 @@ from fastnova.api.app import App, Request
 from fastnova.importer import mapping as M
 from fastnova.importer.run import import_nova
 from fastnova.store.reader import StoreReader
-from tests.test_import_helpers import (NovaDeployment, flavor_primitive, needs_pg,
 from tests.samples import SAMPLES as _SAMPLES
+from tests.test_import_helpers import (NovaDeployment, flavor_primitive, needs_pg,
                                        network_info, nova_obj, request_spec)
 
 SAMPLES = str(_SAMPLES)
