@@ -46,6 +46,16 @@ def _add_run(p):
                    help="deliveries per journal fsync, at most (default %(default)s)")
     p.add_argument("--batch-interval", type=float, default=Tuning.batch_interval,
                    help="seconds a group waits for more deliveries (default %(default)s)")
+    p.add_argument("--decoder", choices=["", "nova"], default=None,
+                   help="message format: '' (fastnova's contract v1, docs/cellfeed.md) or "
+                        "'nova' (nova's versioned notifications in the oslo.messaging envelope)")
+    p.add_argument("--binding-key", default=None,
+                   help="queue binding on the exchange (default '#'; nova: "
+                        "'versioned_notifications.*')")
+    p.add_argument("--no-exchange-durable", dest="exchange_durable", action="store_const",
+                   const=False, default=None,
+                   help="declare the exchange non-durable, as nova does unless "
+                        "amqp_durable_queues is set (RabbitMQ refuses a mismatched declare)")
     p.add_argument("--segment-bytes", type=int, default=None,
                    help="journal segment size before rotation (default 64 MiB)")
     p.add_argument("--log-level", default="INFO")

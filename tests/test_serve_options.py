@@ -15,3 +15,17 @@ def test_db_flavour_decides_name_regex_case(flavour, matches):
         names = [s["name"] for s in json.loads(body)["servers"]]
         assert bool(names) == matches
         assert all("web" in n for n in names)
+
+
+def test_cellfeed_run_flags_for_nova_notifications():
+    from cellfeed.cli import build_parser
+    from cellfeed.service import Options
+
+    args = build_parser().parse_args(
+        ["run", "--data-dir", "/tmp/x", "--decoder", "nova",
+         "--binding-key", "versioned_notifications.*", "--no-exchange-durable"])
+    opts = Options.from_any(args)
+    assert (opts.decoder, opts.binding_key, opts.exchange_durable) == (
+        "nova", "versioned_notifications.*", False)
+    plain = Options.from_any(build_parser().parse_args(["run", "--data-dir", "/tmp/x"]))
+    assert (plain.decoder, plain.binding_key, plain.exchange_durable) == ("", "#", True)
