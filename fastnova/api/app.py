@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import re
 from urllib.parse import unquote
 
@@ -122,9 +123,17 @@ class App:
         self._versions = Memo(_raising(_negotiate))
         self._hosts = Memo(_raising(self._host_url))
         self._links = Memo(Links)
+        self.fast = _fast_path(self)
 
     def handle(self, req: Request):
         """The framed answer: bytes, or (for a handler that awaits) a coroutine giving bytes."""
+        if self.fast is not None:
+            answer = self.fast.answer(req)
+            if answer is not None:
+                return answer
+        return self._handle(req)
+
+    def _handle(self, req: Request):
         rid = self.ids.next()
         try:
             answer = self._dispatch(req)
@@ -226,6 +235,20 @@ class App:
         if rt.legacy:
             return 1, b""
         return _unwrap(self._versions[req.mv_header, req.mv_legacy])
+
+
+def _fast_path(app):
+    """The compiled GET /servers/{id} fast path (fastnova/_ext/_fastpath.pyx), unless
+    FASTNOVA_PURE=1 or it is not built (FASTNOVA_REQUIRE_EXT=1: not built is an error)."""
+    if os.environ.get("FASTNOVA_PURE") == "1" or getattr(app.reader, "servers", None) is None:
+        return None
+    try:
+        from fastnova._ext._fastpath import FastShow
+    except ImportError:
+        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
+            raise
+        return None
+    return FastShow(app)
 
 
 def _negotiate(header, legacy):
