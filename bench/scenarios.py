@@ -87,7 +87,11 @@ def check_filter(scenario: Scenario, body: bytes) -> tuple[bool | None, str]:
     if scenario.status_filter is None:
         return None, ""
     servers = json.loads(body).get("servers", [])
-    wrong = sorted({s.get("status") for s in servers} - {scenario.status_filter})
+    # nova filters status by vm_state: status=ACTIVE also returns active servers whose task
+    # shows them as REBOOT, RESIZE, … (fastnova/views/status.py), so check the vm_state.
+    vm_state = scenario.status_filter.lower()
+    wrong = sorted({s.get("status") for s in servers
+                    if s.get("OS-EXT-STS:vm_state", vm_state) != vm_state})
     if not servers:
         return None, "filter returned no servers"
     if wrong:
