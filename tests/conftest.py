@@ -190,3 +190,17 @@ def check_request_ids(resp: Resp):
     assert rid is not None and REQUEST_ID_RE.match(rid), resp.headers
     assert resp.header("x-compute-request-id") == rid
     return rid
+
+
+# One 1,200-server store (more than the 1,000 max limit, so pages and next links are exercised)
+# shared by the pagination and client tests: one server for both modules.
+BIG_COUNT = 1200
+BIG_RECS = demo_servers(BIG_COUNT)
+BIG_ALL = nova_order(BIG_RECS)
+BIG_OWN = nova_order([r for r in BIG_RECS if r["project_id"] == PROJECT_A])
+
+
+@pytest.fixture(scope="session")
+def big_api():
+    with start_server(demo_count=BIG_COUNT) as srv:
+        yield srv

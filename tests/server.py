@@ -141,17 +141,22 @@ def _kill(pid):
         os.kill(pid, signal.SIGKILL)
 
 
-@contextlib.contextmanager
-def running_server(workers: int = 2, demo: int = 50, extra_args=(), env=None,
-                   start_timeout: float = 30.0, stop_timeout: float = 15.0):
-    tmp = tempfile.mkdtemp(prefix="fastnova-test-")
+def spawn_serve(tmp: str, workers: int, demo: int, extra_args=(), env=None):
+    """``fastnova serve`` on a free loopback port: store in TMP/data, output in TMP/serve.log."""
     cmd = [sys.executable, "-m", "fastnova.cli", "serve", "--bind", "127.0.0.1:0",
            "--workers", str(workers), "--data-dir", os.path.join(tmp, "data"),
            "--demo", str(demo), *extra_args]
     full_env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
     with open(os.path.join(tmp, "serve.log"), "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log,
+        return subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def running_server(workers: int = 2, demo: int = 50, extra_args=(), env=None,
+                   start_timeout: float = 30.0, stop_timeout: float = 15.0):
+    tmp = tempfile.mkdtemp(prefix="fastnova-test-")
+    proc = spawn_serve(tmp, workers, demo, extra_args, env)
     srv = Server(proc, tmp, workers)
     try:
         port = srv.wait_for(lambda: re.search(r"listening on [^ ]+:(\d+) ", srv.log()),

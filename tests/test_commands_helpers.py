@@ -21,7 +21,7 @@ import uuid as uuidlib
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.server import REPO, spawn_serve  # noqa: E402
 PG_DSN = os.environ.get("FASTNOVA_PG_DSN", "postgresql://root@127.0.0.1:5432/test")
 AMQP_URL = os.environ.get("FASTNOVA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
@@ -106,13 +106,7 @@ def serve(*args, workers=1, demo=3, env=None, timeout=30.0):
     """``fastnova serve`` in a subprocess on a free port (children allowed, unlike
     tests/server.py, which expects every child of the master to be a worker)."""
     tmp = tempfile.mkdtemp(prefix="fastnova-cmd-")
-    cmd = [sys.executable, "-m", "fastnova.cli", "serve", "--bind", "127.0.0.1:0",
-           "--workers", str(workers), "--data-dir", os.path.join(tmp, "data"),
-           "--demo", str(demo), *args]
-    full_env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
-    with open(os.path.join(tmp, "serve.log"), "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = spawn_serve(tmp, workers, demo, args, env)
     srv = Server(proc, tmp)
     try:
         deadline = time.monotonic() + timeout

@@ -93,3 +93,23 @@ def test_fast_path_declines_what_it_does_not_answer(store):
                 Request(path="/v2.1/servers/" + own[:-1] + "%", token=member, host="h"),
                 Request(method="PUT", path="/v2.1/servers/" + own, token=member, host="h")):
         assert app.fast.answer(req) is None
+
+
+def test_fast_path_follows_a_reader_repointed_at_a_writer(tmp_path):
+    """The commands runtime closes the worker's read-only environment and points the reader at
+    its writer's (one LMDB open per process); the fast path must read through the new one."""
+    from fastnova.commands.runtime import _repoint
+
+    writer = StoreWriter(str(tmp_path), sync=False)
+    demo.fill(writer, 3)
+    writer.close()
+    reader = StoreReader(str(tmp_path))
+    app = App(reader)
+    req = Request(path="/v2.1/servers/" + demo.server(0)["id"], token="demo:" + PROJECT, host="h")
+    app._handle(req)
+    assert app.fast.answer(req) is not None
+    reader.env.close()
+    writer = StoreWriter(str(tmp_path), sync=False)
+    _repoint(reader, writer)
+    assert _normal(app.fast.answer(req)) == _normal(app._handle(req))
+    writer.close()

@@ -16,19 +16,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tests.conftest import (ADMIN, MEMBER_A, PROJECT_A, demo_servers, nova_order,
-                            start_server)
+from tests.conftest import (ADMIN, BIG_ALL, BIG_COUNT, BIG_OWN, BIG_RECS, MEMBER_A,
+                            PROJECT_A)
 
-COUNT = 1200
-RECS = demo_servers(COUNT)
-ALL = nova_order(RECS)
-OWN = nova_order([r for r in RECS if r["project_id"] == PROJECT_A])
+COUNT = BIG_COUNT
+RECS, ALL, OWN = BIG_RECS, BIG_ALL, BIG_OWN
 
 
 @pytest.fixture(scope="module")
-def api():
-    with start_server(demo_count=COUNT) as srv:
-        yield srv
+def api(big_api):
+    return big_api
 
 
 def walk(api, url, token):

@@ -19,12 +19,14 @@ cdef Py_ssize_t UUID_LEN = 36
 
 
 cdef class FastShow:
-    cdef object app, env, servers, identity, versions, hosts, links, ids, dates
+    cdef object app, reader, identity, versions, hosts, links, ids, dates
 
     def __init__(self, app):
         self.app = app
-        self.env = app.reader.env
-        self.servers = app.reader.servers
+        # The reader's environment and handles are looked up per request, not kept: the
+        # commands runtime re-points them at its writer's environment (one LMDB open per
+        # process) after this object is made.
+        self.reader = app.reader
         self.identity = app._identity
         self.versions = app._versions
         self.hosts = app._hosts
@@ -59,9 +61,10 @@ cdef class FastShow:
 
     cdef object _show(self, req, ctx, tuple version, links, str uuid):
         cdef bint admin = ctx.is_admin
-        txn = self.env.begin(buffers=False)
+        reader = self.reader
+        txn = reader.env.begin(buffers=False)
         try:
-            blob = txn.get(uuid.encode(), db=self.servers)
+            blob = txn.get(uuid.encode(), db=reader.servers)
         finally:
             txn.abort()
         if blob is None:

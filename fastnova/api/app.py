@@ -128,7 +128,11 @@ class App:
     def handle(self, req: Request):
         """The framed answer: bytes, or (for a handler that awaits) a coroutine giving bytes."""
         if self.fast is not None:
-            answer = self.fast.answer(req)
+            try:
+                answer = self.fast.answer(req)
+            except Exception:     # never the client's problem: log it, let the general path try
+                LOG.exception("fast path failed on %s %s", req.method, req.path)
+                answer = None
             if answer is not None:
                 return answer
         return self._handle(req)
