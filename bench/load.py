@@ -61,6 +61,11 @@ def parse_args(argv=None):
     p.add_argument("--src", default=stores.REPO,
                    help="fastnova checkout to run (default: this repository's work tree); e.g. "
                         "a `git worktree` of a fixed commit while others edit the tree")
+    p.add_argument("--mixed", action="store_true",
+                   help="also run the scenarios that write: POST /servers, and show while the "
+                        "feed applies cell updates (bench/mixed.py; needs RabbitMQ)")
+    p.add_argument("--feed-rate", type=int, default=1000, metavar="N",
+                   help="cell updates per second during show_under_feed (default 1000)")
     p.add_argument("--commit", default=None, metavar="REV",
                    help="run a built snapshot of this commit (git archive, cached) instead")
     return p.parse_args(argv)
@@ -355,6 +360,9 @@ def main(argv=None) -> int:
         run_workers(args, tmp, out)
         if args.target:
             run_target(args, tmp, chosen, out)
+        if args.mixed:
+            from bench import mixed
+            mixed.run(args, tmp, out)
     out["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     out["machine"]["loadavg_end"] = machine.loadavg()
     save(out, args.out)

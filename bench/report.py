@@ -255,6 +255,10 @@ def generated(res, result_path: str, plot_paths: list[str]) -> str:
               memory(res), ""]
     if res.get("target"):
         parts += ["### Against the target", "", target(res), ""]
+    if res.get("mixed"):
+        from bench.mixed import table
+        parts += ["### Writes: POST /servers, and show while the feed applies cell updates "
+                  "(fastnova and cellfeed on core 0, wrk on core 1)", "", table(res["mixed"]), ""]
     for path in plot_paths:
         parts += ["![%s](%s)" % (os.path.basename(path), os.path.relpath(path, REPO)), ""]
     parts.append(END)

@@ -21,7 +21,7 @@ local reqs = {}
 local n = 0
 
 function init(args)
-  for i, p in ipairs(paths) do reqs[i] = wrk.format("GET", p) end
+  for i, p in ipairs(paths) do reqs[i] = wrk.format(%(method)s, p, nil, %(body)s) end
 end
 
 function request()
@@ -46,19 +46,23 @@ def _lua_str(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def script(paths: list[str], headers: dict[str, str]) -> str:
+def script(paths: list[str], headers: dict[str, str], method: str = "GET",
+           body: str | None = None) -> str:
     pct_keys = ",".join('"p%s":%%d' % str(p).replace(".", "_") for p in PERCENTILES)
     pct_calls = ", ".join("latency:percentile(%s)" % p for p in PERCENTILES)
     head_lines = "\n".join("wrk.headers[%s] = %s" % (_lua_str(k), _lua_str(v))
                            for k, v in headers.items())
     return _SCRIPT % {"paths": ",".join(_lua_str(p) for p in paths), "headers": head_lines,
-                      "mark": MARK, "pcts": pct_keys, "pct_calls": pct_calls}
+                      "mark": MARK, "pcts": pct_keys, "pct_calls": pct_calls,
+                      "method": _lua_str(method),
+                      "body": "nil" if body is None else _lua_str(body)}
 
 
-def write_script(directory: str, name: str, paths, headers) -> str:
+def write_script(directory: str, name: str, paths, headers, method: str = "GET",
+                 body: str | None = None) -> str:
     path = os.path.join(directory, name + ".lua")
     with open(path, "w") as f:
-        f.write(script(list(paths), headers))
+        f.write(script(list(paths), headers, method, body))
     return path
 
 

@@ -30,7 +30,7 @@ def test_load_runner_end_to_end(tmp_path, monkeypatch):
     assert load.main(["--servers", "50", "--concurrency", "2", "--duration", "1",
                       "--warmup", "0", "--scenarios", "show,detail100,detail100_active",
                       "--worker-table", "1@0", "--worker-scenarios", "show",
-                      "--out", str(out)]) == 0
+                      "--mixed", "--feed-rate", "200", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     servers = {(r["scenario"], r["server"]) for r in res["runs"]}
     for scenario in ("show", "detail100", "detail100_active"):
@@ -40,5 +40,12 @@ def test_load_runner_end_to_end(tmp_path, monkeypatch):
     assert res["workers"] and res["workers"][0]["rps"] > 0
     assert any(m["role"] == "worker" and m.get("pss_kb") for m in res["memory"])
     assert res["machine"]["cores"] >= 1
+    mixed = {(r["scenario"], r.get("feed")): r for r in res["mixed"]}
+    create = mixed[("create", None)]
+    assert create["requests"] > 0 and create["errors"] == 0     # every POST answered 202
+    idle, fed = mixed[("show_under_feed", "idle")], mixed[("show_under_feed", "feed 200/s")]
+    assert idle["requests"] > 0 and fed["requests"] > 0 and fed["updates_sent"] > 0
+    assert idle["errors"] == 0 and fed["errors"] == 0
     text = report.generated(res, str(out), [])
     assert "fastnova/nginx" in text and "### Against worker count" in text
+    assert "### Writes: POST /servers" in text
