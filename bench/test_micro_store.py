@@ -1,7 +1,13 @@
 """Store lookup through StoreReader: the one-transaction reads a request makes."""
 import itertools
 
-import pytest
+import orjson
+
+from fastnova._ext import show_doc
+from fastnova.api.context import Context
+from fastnova.api.query import Query
+from fastnova.query import params, plan
+from fastnova.store.layout import ROLE_MEMBER, VIEW_INDEX
 
 MEMBER = "6f70656e737461636b20342065766572"
 
@@ -23,31 +29,28 @@ def test_get_in_open_txn(benchmark, reader, member_ids):
     assert blob is not None
 
 
-def _require(reader, name):
-    # The page API is being reworked for query filters (walk/walk_part): measure it when present
-    # rather than fail the suite while the reader changes shape.
-    if not hasattr(reader, name):
-        pytest.skip("StoreReader.%s is gone: update this case to the new page API" % name)
-
-
-def _page(reader, project, limit):
+def _page(reader, query: str, ctx):
+    """A page as the servers handler reads it: parse the query, plan, walk, get the blobs."""
     with reader.begin() as txn:
-        uuids = reader.page_uuids(txn, project, limit)
-        return [reader.server_blob(txn, u) for u in uuids]
+        spec = params.parse(Query(query), 100, ctx, True, flavour=reader.db_flavour,
+                            flavor_exists=lambda fid: True)
+        return [reader.server_blob(txn, u) for u in plan.page(reader, txn, spec)]
 
 
 def test_page_100_member(benchmark, reader):
-    _require(reader, "page_uuids")
-    assert len(benchmark(_page, reader, MEMBER, 100)) == 100
+    ctx = Context("demo", MEMBER, False)
+    assert len(benchmark(_page, reader, "limit=100", ctx)) == 100
 
 
 def test_page_1000_all_tenants(benchmark, reader):
-    _require(reader, "page_uuids")
-    assert len(benchmark(_page, reader, None, 1000)) == 1000
+    ctx = Context("admin", MEMBER, True)
+    assert len(benchmark(_page, reader, "limit=1000&all_tenants=1", ctx)) == 1000
 
 
-def test_marker_key(benchmark, reader, member_ids):
-    _require(reader, "marker_key")
-    marker = member_ids[10].decode()
-    with reader.begin() as txn:
-        assert benchmark(reader.marker_key, txn, marker) is not None
+def test_page_2_after_marker(benchmark, reader):
+    """The second page: the marker is the last server of the first page."""
+    ctx = Context("demo", MEMBER, False)
+    first = _page(reader, "limit=50", ctx)
+    marker = orjson.loads(show_doc(first[-1], 1, ROLE_MEMBER | VIEW_INDEX, None, b"", b""))["id"]
+    second = benchmark(_page, reader, "limit=50&marker=" + marker, ctx)
+    assert len(second) == 50 and not set(second) & set(first)
