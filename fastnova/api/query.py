@@ -11,8 +11,6 @@ from urllib.parse import parse_qsl, urlencode
 from fastnova.api.errors import bad_request
 
 MAX_LIMIT = 1000          # nova's [api] max_limit default
-_TRUE = frozenset(("1", "t", "true", "on", "y", "yes"))
-_FALSE = frozenset(("0", "f", "false", "off", "n", "no"))
 _DIGITS = re.compile(r"^[0-9]+$")
 
 
@@ -39,26 +37,6 @@ def limit_and_marker(q: Query, max_limit: int = MAX_LIMIT) -> tuple[int, str | N
     if "limit" in q.last:
         limit = min(max_limit, int(q.last["limit"]))
     return limit, q.last.get("marker")
-
-
-def bool_strict(value: str, name: str) -> bool:
-    """oslo strutils.bool_from_string(strict=True), with nova's InvalidInput message on error."""
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    acceptable = ", ".join("'%s'" % s for s in sorted(_TRUE | _FALSE))
-    raise bad_request("Invalid input received: Unrecognized value '%s', acceptable values "
-                      "are: %s" % (value, acceptable))
-
-
-def is_all_tenants(q: Query) -> bool:
-    """nova's common.is_all_tenants: present and empty means yes."""
-    if "all_tenants" not in q.last:
-        return False
-    value = q.last["all_tenants"]
-    return bool_strict(value, "all_tenants") if value else True
 
 
 def next_link(q: Query, version_root: str, collection: str, marker: str,

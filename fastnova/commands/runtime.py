@@ -23,7 +23,6 @@ import socket
 
 from fastnova import outbox
 from fastnova.api import errors
-from fastnova.store import layout as L
 
 LOG = logging.getLogger("fastnova.commands")
 

@@ -49,8 +49,6 @@ IMAGE_PROP_FIELDS = frozenset((
     "hypervisor_version_requires", "hypervisor_type",
 ))
 SM_IMAGE_PREFIX = "image_"
-# System metadata keys the API reads; the importer selects only these rows.
-SYSMETA_KEYS = ("locked_reason",)
 
 # nova.objects.fields.HostStatus
 HOST_UP, HOST_DOWN, HOST_MAINTENANCE, HOST_UNKNOWN, HOST_NONE = (

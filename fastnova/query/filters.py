@@ -150,10 +150,3 @@ class Ip:
         if self.v4 is not None and any(self.v4.test(a) for a in row.get("ips4") or ()):
             return True
         return self.v6 is not None and any(self.v6.test(a) for a in row.get("ips6") or ())
-
-
-class Nothing:
-    """A filter nova short-circuits to an empty list (an empty IN list, an unknown flavor)."""
-
-    def test(self, row) -> bool:
-        return False

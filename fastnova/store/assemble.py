@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from fastnova.store.layout import BLOB_FORMAT, FLAG_DELETED
-
-_HEAD = struct.Struct("<BBH")
-_COUNT = struct.Struct("<H")
-_PIECE = struct.Struct("<BBBI")
+from fastnova.store.layout import _COUNT, _HEAD, _PIECE, BLOB_FORMAT, FLAG_DELETED
 
 
 def blob_owner(blob) -> tuple[bytes, bool]:

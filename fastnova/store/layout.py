@@ -90,7 +90,6 @@ ROLE_MEMBER = 0x02
 VIEW_SHOW = 0x04
 VIEW_DETAIL = 0x08
 VIEW_INDEX = 0x10
-ROLES = ROLE_ADMIN | ROLE_MEMBER
 
 MARK_ROOT = b"\x01"
 MARK_VERSION = b"\x02"
@@ -111,25 +110,6 @@ def pack_blob(project_id: str, pieces, deleted: bool = False) -> bytes:
         out.append(_PIECE.pack(lo, hi, mask, len(data)))
         out.append(data)
     return b"".join(out)
-
-
-def unpack_blob(blob: bytes):
-    """Decode a view blob: (project_id, deleted, [(min, max, mask, bytes), ...])."""
-    fmt, flags, plen = _HEAD.unpack_from(blob, 0)
-    if fmt != BLOB_FORMAT:
-        raise ValueError("unknown view blob format %d" % fmt)
-    pos = _HEAD.size
-    project_id = bytes(blob[pos:pos + plen]).decode()
-    pos += plen
-    (count,) = _COUNT.unpack_from(blob, pos)
-    pos += _COUNT.size
-    pieces = []
-    for _ in range(count):
-        lo, hi, mask, size = _PIECE.unpack_from(blob, pos)
-        pos += _PIECE.size
-        pieces.append((lo, hi, mask, bytes(blob[pos:pos + size])))
-        pos += size
-    return project_id, bool(flags & FLAG_DELETED), pieces
 
 
 ALL_SCOPE = b"*"

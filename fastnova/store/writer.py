@@ -16,7 +16,7 @@ import orjson
 from fastnova.query import row as qrow
 from fastnova.record import normalize
 from fastnova.store import layout as L
-from fastnova.views.flavors import render_flavor
+from fastnova.views.flavors import flavor_sort_key, render_flavor
 from fastnova.views.servers import render_server
 
 # A sparse mapping: the file grows only with the data.  1,000,000 servers take about 5 GB.
@@ -216,15 +216,11 @@ class Batch:
     # -- flavors -------------------------------------------------------------------------------
 
     def put_flavor(self, frec: dict):
-        key = str(frec["id"]).encode()
+        key = flavor_sort_key(frec)       # key order is nova's default flavor order
         self.txn.put(key, orjson.dumps(frec), db=self.dbs[L.DB_FLAVOR_RECS])
         self.txn.put(key, L.pack_blob("", render_flavor(frec)), db=self.dbs[L.DB_FLAVORS])
 
     def delete_flavor(self, flavorid: str) -> bool:
-        key = str(flavorid).encode()
+        key = flavor_sort_key({"id": flavorid})
         self.txn.delete(key, db=self.dbs[L.DB_FLAVORS])
         return self.txn.delete(key, db=self.dbs[L.DB_FLAVOR_RECS])
-
-    def get_flavor(self, flavorid: str) -> dict | None:
-        raw = self.txn.get(str(flavorid).encode(), db=self.dbs[L.DB_FLAVOR_RECS])
-        return orjson.loads(raw) if raw is not None else None
