@@ -3,23 +3,89 @@
 
 Clients poll servers by id all day (``wait_for_server``, Horizon, Terraform).  Once the caller's
 token, microversion header and Host have been answered once by the general path (fastnova.api.app
-memoizes them), such a request needs no routing, parsing or error handling: one dict lookup each,
-one LMDB get, one assembly, one framing.  Anything else (another path, a query string, a memo
-miss, an unknown or foreign server, an error) returns None and the general path answers, so the
-two can never disagree: tests/test_fastpath.py compares their answers byte for byte.
-"""
-from fastnova.api.context import Context
-from fastnova.api.response import JSON, frame
-from fastnova.store.layout import ROLE_ADMIN, ROLE_MEMBER, VIEW_SHOW
-from fastnova._ext._speedups import show_doc
+memoizes them), such a request needs no routing, parsing or error handling.  The compiled protocol
+(``_protocol.pyx``) hands it over as the raw bytes httptools gave, before any Request object is
+built: one dict lookup resolves the caller (identity, microversion, link prefixes), one LMDB get
+finds the blob, and the whole response (status line, nova's headers, a fresh request id, the
+document with its links filled in) is written into one exactly-sized bytes object, read straight
+from the memory-mapped page.  No Python frame runs.
 
-cdef str PREFIX = "/v2.1/servers/"
+Anything else (another path, a query string, a memo miss, an unknown or foreign server, an
+error) returns None and the general path answers, so the two can never disagree:
+tests/test_fastpath.py compares their answers byte for byte.
+"""
+import os
+from email.utils import formatdate
+
+from fastnova.api.context import Context
+from fastnova.store.layout import ROLE_ADMIN, ROLE_MEMBER, VIEW_SHOW
+from fastnova._ext._speedups cimport _Blob
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport uint8_t
+from libc.string cimport memchr, memcmp, memcpy
+from libc.time cimport time
+
+
+cdef extern from "Python.h":
+    ctypedef struct Py_buffer:
+        void* buf
+        Py_ssize_t len
+    Py_buffer* PyMemoryView_GET_BUFFER(object)
+
+
+cdef bytes PREFIX = b"/v2.1/servers/"
 cdef Py_ssize_t PREFIX_LEN = 14
 cdef Py_ssize_t UUID_LEN = 36
+cdef Py_ssize_t CALLERS_MAX = 4096
+cdef Py_ssize_t ID_BYTES = 16
+cdef Py_ssize_t POOL_IDS = 256
+
+cdef bytes HEAD_1 = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+cdef bytes HEAD_2 = b"\r\nx-openstack-request-id: "
+cdef bytes HEAD_3 = b"\r\nx-compute-request-id: "
+cdef bytes CLOSE = b"Connection: close\r\n"
+cdef bytes OPEN = b'{"server":'
+cdef Py_ssize_t RID_LEN = 40           # req-xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx
+cdef const char* HEX = b"0123456789abcdef"
+cdef const char* VARIANT = b"89ab"     # RFC 4122 variant (10xx), as uuid.uuid4() sets it
+
+
+cdef class _Caller:
+    pass
+
+
+cdef inline char* _put(char* out, bytes data) noexcept:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    memcpy(out, PyBytes_AS_STRING(data), n)
+    return out + n
+
+
+cdef inline char* _hex(char* out, const uint8_t* raw, int start, int stop) noexcept:
+    cdef int i
+    for i in range(start, stop):
+        out[0] = HEX[raw[i] >> 4]
+        out[1] = HEX[raw[i] & 15]
+        out += 2
+    return out
+
+
+cdef inline int _digits(char* out, Py_ssize_t n) noexcept:
+    """n >= 0 in decimal into out (at most 20 bytes); the count of digits."""
+    cdef char tmp[24]
+    cdef int i = 0, k
+    while True:
+        tmp[i] = <char>(48 + n % 10)
+        n //= 10
+        i += 1
+        if n == 0:
+            break
+    for k in range(i):
+        out[k] = tmp[i - 1 - k]
+    return i
 
 
 cdef class FastShow:
-    cdef object app, reader, identity, versions, hosts, links, ids, dates
 
     def __init__(self, app):
         self.app = app
@@ -31,47 +97,163 @@ cdef class FastShow:
         self.versions = app._versions
         self.hosts = app._hosts
         self.links = app._links
-        self.ids = app.ids
-        self.dates = app.dates
+        self.callers = {}
+        self.pool = b""
+        self.pool_pos = 0
+        self.date_second = -1
+        self.date_header = b""
 
-    cpdef object answer(self, req):
-        """The framed 200 answer, or None: let the general path answer."""
-        cdef str path = req.path
-        if len(path) != PREFIX_LEN + UUID_LEN or not path.startswith(PREFIX) \
-                or req.method != "GET" or req.query:
+    def answer(self, req):
+        """The framed 200 answer to a Request, or None: let the general path answer."""
+        if req.method != "GET" or req.query:
             return None
-        cdef str uuid = path[PREFIX_LEN:]
-        if "/" in uuid or "%" in uuid:
+        try:
+            url = req.path.encode("utf-8")
+            token = None if req.token is None else req.token.encode("latin-1")
+            mv_header = None if req.mv_header is None else req.mv_header.encode("latin-1")
+            mv_legacy = None if req.mv_legacy is None else req.mv_legacy.encode("latin-1")
+            host = None if req.host is None else req.host.encode("latin-1")
+        except UnicodeError:
             return None
-        ctx = self.identity.get(req.token)
+        return self.answer_raw(url, token, mv_header, mv_legacy, host, req.keep_alive)
+
+    cdef object answer_raw(self, bytes url, object token, object mv_header, object mv_legacy,
+                           object host, bint keep_alive):
+        """The same, from what httptools gave (a GET's target and header values as bytes)."""
+        if PyBytes_GET_SIZE(url) != PREFIX_LEN + UUID_LEN or \
+                memcmp(PyBytes_AS_STRING(url), PyBytes_AS_STRING(PREFIX), PREFIX_LEN) != 0:
+            return None
+        cdef const char* uuid = PyBytes_AS_STRING(url) + PREFIX_LEN
+        cdef Py_ssize_t i
+        cdef char c
+        for i in range(UUID_LEN):       # an id is [0-9a-fA-F-]; anything else is not ours
+            c = uuid[i]
+            if not (b'0' <= c <= b'9' or b'a' <= c <= b'f' or b'A' <= c <= b'F' or c == b'-'):
+                return None
+        cdef _Caller who = self.callers.get((token, mv_header, mv_legacy, host))
+        if who is None:
+            who = self._resolve(token, mv_header, mv_legacy, host)
+            if who is None:
+                return None
+            if len(self.callers) >= CALLERS_MAX:
+                self.callers.clear()
+            self.callers[(token, mv_header, mv_legacy, host)] = who
+        # nova puts the caller's project id in links when it appears anywhere in the URL.
+        cdef bytes root = who.root, vroot = who.vroot
+        if who.project in url:
+            if who.proot is None:
+                return None
+            root, vroot = who.proot, who.pvroot
+        return self._show(PyBytes_FromStringAndSize(uuid, UUID_LEN), who, root, vroot,
+                          keep_alive)
+
+    cdef _Caller _resolve(self, object token, object mv_header, object mv_legacy, object host):
+        """Who asks, from the general path's memos (a miss: let it answer first)."""
+        ctx = self.identity.get(None if token is None else token.decode("latin-1"))
         if type(ctx) is not Context:
             return None
-        version = self.versions.get((req.mv_header, req.mv_legacy))
+        version = self.versions.get((None if mv_header is None else mv_header.decode("latin-1"),
+                                     None if mv_legacy is None else mv_legacy.decode("latin-1")))
         if type(version) is not tuple:
             return None
-        host_url = self.hosts.get(req.host)
+        host_url = self.hosts.get(None if host is None else host.decode("latin-1"))
         if type(host_url) is not str:
             return None
-        # nova puts the caller's project id in links when it appears anywhere in the URL.
-        links = self.links.get((host_url, False,
-                                "/" + ctx.project_id if ctx.project_id in path else ""))
+        links = self.links.get((host_url, False, ""))
         if links is None:
             return None
-        return self._show(req, ctx, version, links, uuid)
+        cdef _Caller who = _Caller()
+        who.project = ctx.project_id.encode("utf-8")
+        who.owner = None if ctx.is_admin else who.project
+        who.mask = (ROLE_ADMIN if ctx.is_admin else ROLE_MEMBER) | VIEW_SHOW
+        who.minor = version[0]
+        who.extra = version[1]
+        who.root, who.vroot = links.root, links.vroot
+        plinks = self.links.get((host_url, False, "/" + ctx.project_id))
+        who.proot = None if plinks is None else plinks.root
+        who.pvroot = None if plinks is None else plinks.vroot
+        return who
 
-    cdef object _show(self, req, ctx, tuple version, links, str uuid):
-        cdef bint admin = ctx.is_admin
+    cdef object _show(self, bytes key, _Caller who, bytes root, bytes vroot, bint keep_alive):
+        cdef _Blob b = _Blob()
+        cdef Py_buffer* buf
+        cdef Py_ssize_t doc, body, total
+        cdef char digits[24]
+        cdef int ndigits
+        cdef char* out
         reader = self.reader
-        txn = reader.env.begin(buffers=False)
+        txn = reader.env.begin(buffers=True)
         try:
-            blob = txn.get(uuid.encode(), db=reader.servers)
+            blob = txn.get(key, db=reader.servers)
+            if blob is None:
+                return None
+            # The blob is read in place, in the mapped page, valid until the transaction ends.
+            buf = PyMemoryView_GET_BUFFER(blob)
+            b.view(<const uint8_t*>buf.buf, buf.len)
+            if b.deleted or (who.owner is not None and not b.owned_by(who.owner)):
+                return None
+            doc = b.measure(who.minor, who.mask, PyBytes_GET_SIZE(root), PyBytes_GET_SIZE(vroot))
+            body = PyBytes_GET_SIZE(OPEN) + doc + 1
+            ndigits = _digits(digits, body)
+            date = self._date()
+            total = (PyBytes_GET_SIZE(HEAD_1) + ndigits + PyBytes_GET_SIZE(HEAD_2) + RID_LEN
+                     + PyBytes_GET_SIZE(HEAD_3) + RID_LEN + 2 + PyBytes_GET_SIZE(who.extra)
+                     + PyBytes_GET_SIZE(date) + (0 if keep_alive else PyBytes_GET_SIZE(CLOSE))
+                     + 2 + body)
+            answer = PyBytes_FromStringAndSize(NULL, total)
+            out = PyBytes_AS_STRING(answer)
+            out = _put(out, HEAD_1)
+            memcpy(out, digits, ndigits)
+            out += ndigits
+            out = _put(out, HEAD_2)
+            self._request_id(out)
+            memcpy(out + RID_LEN + PyBytes_GET_SIZE(HEAD_3), out, RID_LEN)
+            out += RID_LEN
+            out = _put(out, HEAD_3)
+            out += RID_LEN
+            out[0] = b'\r'
+            out[1] = b'\n'
+            out = _put(out + 2, who.extra)
+            out = _put(out, date)
+            if not keep_alive:
+                out = _put(out, CLOSE)
+            out[0] = b'\r'
+            out[1] = b'\n'
+            out = _put(out + 2, OPEN)
+            out = b.write(out, who.minor, who.mask, PyBytes_AS_STRING(root),
+                          PyBytes_GET_SIZE(root), PyBytes_AS_STRING(vroot),
+                          PyBytes_GET_SIZE(vroot))
+            out[0] = b'}'
+            return answer
         finally:
             txn.abort()
-        if blob is None:
-            return None
-        doc = show_doc(blob, version[0], (ROLE_ADMIN if admin else ROLE_MEMBER) | VIEW_SHOW,
-                       None if admin else ctx.project_id.encode(), links.root, links.vroot)
-        if doc is None:
-            return None
-        return frame(200, b'{"server":' + doc + b"}", JSON, version[1], self.dates.get(),
-                     self.ids.next(), req.keep_alive)
+
+    cdef bytes _date(self):
+        """The Date header, formatted at most once a second."""
+        cdef long now = time(NULL)
+        if now != self.date_second:
+            self.date_header = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+            self.date_second = now
+        return self.date_header
+
+    cdef void _request_id(self, char* out) except *:
+        """``req-<uuid4>`` into out (40 bytes), 16 bytes of a urandom pool per id."""
+        if self.pool_pos + ID_BYTES > PyBytes_GET_SIZE(self.pool):
+            self.pool = os.urandom(ID_BYTES * POOL_IDS)
+            self.pool_pos = 0
+        cdef const uint8_t* raw = <const uint8_t*>PyBytes_AS_STRING(self.pool) + self.pool_pos
+        self.pool_pos += ID_BYTES
+        memcpy(out, b"req-", 4)
+        out = _hex(out + 4, raw, 0, 4)
+        out[0] = b'-'
+        out = _hex(out + 1, raw, 4, 6)
+        out[0] = b'-'
+        out[1] = b'4'                  # version 4: the high nibble of byte 6 is replaced
+        out[2] = HEX[raw[6] & 15]
+        out = _hex(out + 3, raw, 7, 8)
+        out[0] = b'-'
+        out[1] = VARIANT[raw[8] & 3]   # the variant: the high bits of byte 8 are replaced
+        out[2] = HEX[raw[8] & 15]
+        out = _hex(out + 3, raw, 9, 10)
+        out[0] = b'-'
+        _hex(out + 1, raw, 10, 16)

@@ -12,10 +12,14 @@ import collections
 
 import httptools
 
-from fastnova.api.app import Request
+from fastnova.api.app import LOG, Request
+from fastnova._ext._fastpath cimport FastShow
 from fastnova.api.protocol import DEFAULT_LIMITS, SLICE, _Reject, canned, split_target
 
-from cpython.bytes cimport PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+cdef extern from "<strings.h>":
+    int strncasecmp(const char* a, const char* b, size_t n)
 
 
 cdef inline bytes _joined(bytes seen, bytes value):
@@ -26,6 +30,9 @@ cdef inline bytes _joined(bytes seen, bytes value):
 cdef class HttpProtocol:
     cdef public object app, loop, stats, limits, transport, parser
     cdef public object pending, waiting, mark
+    cdef FastShow fast
+    cdef bint keep_raw
+    cdef object get_method, keep_alive_fn, write_fn
     cdef bytes url
     cdef object host, token, mv_header, mv_legacy, content_type, accept
     cdef list body, raw_headers
@@ -48,6 +55,14 @@ cdef class HttpProtocol:
         self.transport = None
         self.parser = httptools.HttpRequestParser(self)
         self.pending = collections.deque()
+        fast = getattr(app, "fast", None)
+        self.fast = fast if isinstance(fast, FastShow) else None
+        # Every header as sent is kept only when something forwards it (an upstream nova-api).
+        self.keep_raw = getattr(app, "upstream", None) is not None
+        # Bound methods looked up once, not per request.
+        self.get_method = self.parser.get_method
+        self.keep_alive_fn = self.parser.should_keep_alive
+        self.write_fn = None
         self.waiting = None
         self.mark = None
         self.since = 0.0
@@ -59,14 +74,15 @@ cdef class HttpProtocol:
         self.url = b""
         self.host = self.token = self.mv_header = self.mv_legacy = None
         self.content_type = self.accept = None
-        self.body = []
-        self.raw_headers = []
+        self.body = None
+        self.raw_headers = None
         self.header_bytes = self.header_count = self.body_size = 0
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
     def connection_made(self, transport):
         self.transport = transport
+        self.write_fn = transport.write
         self.since = self.loop.time()
         if self.stats is not None:
             self.stats.connections += 1
@@ -145,26 +161,31 @@ cdef class HttpProtocol:
         self.header_bytes += nlen + PyBytes_GET_SIZE(value)
         if self.header_count > self.max_headers or self.header_bytes > self.max_head:
             self._reject(431)
-        self.raw_headers.append((name, value))
-        # Only six names matter; their lengths tell them apart before any lower-casing.
-        if nlen == 4 or nlen == 6 or nlen == 12 or nlen == 21 or nlen == 28:
-            self._keep(name.lower(), value)
-
-    cdef void _keep(self, bytes lname, bytes value) except *:
-        if lname == b"host":
-            if self.host is not None:
-                self._reject(400)      # RFC 9112 3.2: more than one Host is a 400
-            self.host = value
-        elif lname == b"x-auth-token":
-            self.token = _joined(self.token, value)
-        elif lname == b"accept":
-            self.accept = _joined(self.accept, value)
-        elif lname == b"content-type":
-            self.content_type = _joined(self.content_type, value)
-        elif lname == b"openstack-api-version":
-            self.mv_header = _joined(self.mv_header, value)
-        elif lname == b"x-openstack-nova-api-version":
-            self.mv_legacy = _joined(self.mv_legacy, value)
+        if self.keep_raw:
+            if self.raw_headers is None:
+                self.raw_headers = []
+            self.raw_headers.append((name, value))
+        # Only six names matter; their lengths tell them apart, then one case-blind compare.
+        cdef const char* n = PyBytes_AS_STRING(name)
+        if nlen == 4:
+            if strncasecmp(n, b"host", 4) == 0:
+                if self.host is not None:
+                    self._reject(400)      # RFC 9112 3.2: more than one Host is a 400
+                self.host = value
+        elif nlen == 12:
+            if strncasecmp(n, b"x-auth-token", 12) == 0:
+                self.token = _joined(self.token, value)
+            elif strncasecmp(n, b"content-type", 12) == 0:
+                self.content_type = _joined(self.content_type, value)
+        elif nlen == 6:
+            if strncasecmp(n, b"accept", 6) == 0:
+                self.accept = _joined(self.accept, value)
+        elif nlen == 21:
+            if strncasecmp(n, b"openstack-api-version", 21) == 0:
+                self.mv_header = _joined(self.mv_header, value)
+        elif nlen == 28:
+            if strncasecmp(n, b"x-openstack-nova-api-version", 28) == 0:
+                self.mv_legacy = _joined(self.mv_legacy, value)
 
     def on_headers_complete(self):
         if self.parser.get_http_version() not in ("1.1", "1.0"):
@@ -176,12 +197,17 @@ cdef class HttpProtocol:
         self.body_size += PyBytes_GET_SIZE(body)
         if self.body_size > self.max_body:
             self._reject(413)
+        if self.body is None:
+            self.body = []
         self.body.append(body)
 
     def on_message_complete(self):
         self.in_request = False
         self.head_bytes = 0
         if self.closing:
+            return
+        if self.fast is not None and not self.pending and not self.paused \
+                and self.waiting is None and not self.draining and self._fast():
             return
         req = self._request()
         if req is None:
@@ -193,6 +219,27 @@ cdef class HttpProtocol:
             self._answer(req)
 
     # -- answering -----------------------------------------------------------------------------
+
+    cdef bint _fast(self) except *:
+        """Answer a successful GET /v2.1/servers/{id} from the raw bytes, without a Request."""
+        if self.body is not None or self.get_method() != b"GET":
+            return False
+        keep_alive = self.keep_alive_fn()
+        try:
+            answer = self.fast.answer_raw(self.url, self.token, self.mv_header, self.mv_legacy,
+                                          self.host, keep_alive)
+        except Exception:   # never the client's problem: log it, let the general path answer
+            LOG.exception("fast path failed on GET %r", self.url)
+            return False
+        if answer is None:
+            return False
+        self.write_fn(answer)
+        self.answered += 1
+        if self.stats is not None:
+            self.stats.requests += 1
+        if not keep_alive:
+            self._close()
+        return True
 
     cdef void _answer(self, req) except *:
         if self.draining:
@@ -259,9 +306,9 @@ cdef class HttpProtocol:
                 None if self.mv_header is None else self.mv_header.decode("latin-1"),
                 None if self.mv_legacy is None else self.mv_legacy.decode("latin-1"),
                 self.parser.should_keep_alive(),
-                b"".join(self.body),
+                b"" if self.body is None else b"".join(self.body),
                 None if self.content_type is None else self.content_type.decode("latin-1"),
-                self.raw_headers,
+                () if self.raw_headers is None else self.raw_headers,
                 None if self.accept is None else self.accept.decode("latin-1"))
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError, ValueError):
             return None

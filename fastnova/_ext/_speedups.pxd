@@ -11,6 +11,7 @@ cdef class _Blob:
     cdef Py_ssize_t plen
 
     cdef int parse(self, bytes blob) except -1
+    cdef int view(self, const uint8_t* data, Py_ssize_t size) except -1
     cdef bint owned_by(self, bytes owner)
     cdef Py_ssize_t measure(self, int minor, int mask, Py_ssize_t rlen,
                             Py_ssize_t vlen) except -1

@@ -46,8 +46,12 @@ cdef class _Blob:
 
     cdef int parse(self, bytes blob) except -1:
         self.ref = blob          # keeps the buffer alive as long as data points into it
-        self.data = <const uint8_t*>PyBytes_AS_STRING(blob)
-        self.size = PyBytes_GET_SIZE(blob)
+        return self.view(<const uint8_t*>PyBytes_AS_STRING(blob), PyBytes_GET_SIZE(blob))
+
+    cdef int view(self, const uint8_t* data, Py_ssize_t size) except -1:
+        """Parse a blob in memory the caller keeps valid (an LMDB page inside a transaction)."""
+        self.data = data
+        self.size = size
         if self.size < HEAD + 2 or self.data[0] != BLOB_FORMAT:
             raise ValueError("not a view blob")
         self.deleted = (self.data[1] & FLAG_DELETED) != 0

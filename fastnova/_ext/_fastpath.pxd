@@ -1,0 +1,24 @@
+cdef class _Caller:
+    cdef bytes owner          # the caller's project id, None for admin (sees every server)
+    cdef bytes project        # the caller's project id, to spot it in the URL (links use it)
+    cdef int mask
+    cdef int minor
+    cdef bytes extra          # the microversion response headers
+    cdef bytes root, vroot    # link prefixes
+    cdef bytes proot, pvroot  # link prefixes with "/<project>" (None when not memoized)
+
+
+cdef class FastShow:
+    cdef object app, reader, identity, versions, hosts, links
+    cdef dict callers
+    cdef bytes pool
+    cdef Py_ssize_t pool_pos
+    cdef long date_second
+    cdef bytes date_header
+
+    cdef object answer_raw(self, bytes url, object token, object mv_header, object mv_legacy,
+                           object host, bint keep_alive)
+    cdef _Caller _resolve(self, object token, object mv_header, object mv_legacy, object host)
+    cdef object _show(self, bytes key, _Caller who, bytes root, bytes vroot, bint keep_alive)
+    cdef bytes _date(self)
+    cdef void _request_id(self, char* out) except *
