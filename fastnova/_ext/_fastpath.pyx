@@ -23,8 +23,12 @@ from fastnova._ext._speedups cimport _Blob
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memcmp, memcpy
 from libc.time cimport time
+
+
+cdef extern from "<string.h>":
+    void* memmem(const void* haystack, size_t hlen, const void* needle, size_t nlen)
 
 
 cdef extern from "Python.h":
@@ -140,7 +144,8 @@ cdef class FastShow:
             self.callers[(token, mv_header, mv_legacy, host)] = who
         # nova puts the caller's project id in links when it appears anywhere in the URL.
         cdef bytes root = who.root, vroot = who.vroot
-        if who.project in url:
+        if memmem(PyBytes_AS_STRING(url), PyBytes_GET_SIZE(url), PyBytes_AS_STRING(who.project),
+                  PyBytes_GET_SIZE(who.project)) != NULL:
             if who.proot is None:
                 return None
             root, vroot = who.proot, who.pvroot
@@ -182,9 +187,10 @@ cdef class FastShow:
         cdef int ndigits
         cdef char* out
         reader = self.reader
-        txn = reader.env.begin(buffers=True)
+        # Positional arguments: py-lmdb would otherwise get a keyword dict built per call.
+        txn = reader.env.begin(None, None, False, True)        # buffers=True
         try:
-            blob = txn.get(key, db=reader.servers)
+            blob = txn.get(key, None, reader.servers)
             if blob is None:
                 return None
             # The blob is read in place, in the mapped page, valid until the transaction ends.

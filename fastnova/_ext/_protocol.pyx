@@ -32,7 +32,7 @@ cdef class HttpProtocol:
     cdef public object pending, waiting, mark
     cdef FastShow fast
     cdef bint keep_raw
-    cdef object get_method, keep_alive_fn, write_fn
+    cdef object get_method, keep_alive_fn, write_fn, feed_fn
     cdef bytes url
     cdef object host, token, mv_header, mv_legacy, content_type, accept
     cdef list body, raw_headers
@@ -62,6 +62,7 @@ cdef class HttpProtocol:
         # Bound methods looked up once, not per request.
         self.get_method = self.parser.get_method
         self.keep_alive_fn = self.parser.should_keep_alive
+        self.feed_fn = self.parser.feed_data
         self.write_fn = None
         self.waiting = None
         self.mark = None
@@ -133,7 +134,7 @@ cdef class HttpProtocol:
             return
         self.head_bytes += len(chunk)
         try:
-            self.parser.feed_data(chunk)
+            self.feed_fn(chunk)
             if self.in_request and not self.headers_done and self.head_bytes > self.max_head:
                 self._reject(431)
         except _Reject:
