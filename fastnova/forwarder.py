@@ -9,6 +9,15 @@ cell (fastnova.simcell.EmbeddedCell) consumes the outbox instead.
 With a PostgreSQL API database, the forwarder also runs the recovery pass (fastnova.db.recover)
 at start and every ``RECOVER_SECONDS``: a command whose process died between its database commit
 and its store write is completed from the row's pending cast.
+
+And it gates the outbox on the database (``DbGate``): a command that overlapped its database
+commit with its store write (fastnova.commands.runtime) queued its cast with ``db_version``, and
+the cast goes to the cells only once the server's row has that version (one ``SELECT`` per pass
+for the entries not yet seen released).  An entry still waiting after ``settle`` seconds (its
+worker died before its statement, or the statement's outcome is unknown) is claimed in the store
+(so its command can no longer withdraw it) and its row written from the entry with the
+version-guarded upsert; then it goes.  A held entry holds its server's later entries too, so the
+cells see a server's casts in order.
 """
 from __future__ import annotations
 
@@ -17,6 +26,8 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+
+import orjson
 
 from fastnova import outbox
 
@@ -62,6 +73,7 @@ class Forwarder:
         outbox.ensure(self.writer)
         self.running = True
         self.sink = AmqpSink(self.writer, opts)
+        self.gate = DbGate(opts) if opts.database else None
         self.forwarded = 0
         self.next_recover = 0.0
 
@@ -70,6 +82,8 @@ class Forwarder:
 
     def close(self):
         self.sink.close()
+        if self.gate is not None:
+            self.gate.close()
         self.writer.close()
 
     def run(self):
@@ -84,6 +98,8 @@ class Forwarder:
         """One pass: forward what is waiting; the number of entries moved."""
         with self.writer.env.begin() as txn:
             entries = outbox.read(txn, self.writer.dbs, PER_MESSAGE * 5, self.sink.after)
+        if entries and self.gate is not None:
+            entries = self.gate.ready(self.writer, entries)
         moved = self.sink.forward(entries) if entries else 0
         moved += self.sink.tick()
         self.forwarded += moved
@@ -101,6 +117,88 @@ class Forwarder:
                 LOG.warning("recovery: completed %d commands whose store write was lost", fixed)
         except Exception:   # the database may be away; the next pass retries
             LOG.exception("recovery pass failed")
+
+
+class DbGate:
+    """Casts wait for their database rows (module doc)."""
+
+    def __init__(self, opts: Options):
+        from fastnova.db.recover import SETTLE
+        self.opts = opts
+        self.conn = None
+        self.released: set[bytes] = set()
+        self.settle = float(os.environ.get("FASTNOVA_RECOVER_SETTLE", SETTLE))
+        self.rolled = 0
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def ready(self, writer, entries: list) -> list:
+        """The entries that may go now, in order."""
+        waiting = {key: orjson.loads(raw) for key, raw in entries
+                   if key not in self.released and b'"db_version"' in raw}
+        if waiting:
+            self._check(writer, waiting)
+        self.released.intersection_update(key for key, _ in entries)
+        out, held = [], set()
+        for key, raw in entries:
+            if key in waiting and key not in self.released:
+                held.add(waiting[key]["id"])
+            elif held and (waiting[key] if key in waiting else orjson.loads(raw))["id"] in held:
+                continue
+            else:
+                out.append((key, raw))
+        return out
+
+    def _check(self, writer, waiting: dict):
+        try:
+            have = self._versions({cast["id"] for cast in waiting.values()})
+            now = time.time()
+            stale = []
+            for key, cast in waiting.items():
+                if have.get(cast["id"], -1) >= cast["db_version"]:
+                    self.released.add(key)
+                elif now - cast.get("at", now) > self.settle:
+                    stale.append(key)
+            if stale:
+                self._roll_forward(writer, stale)
+        except Exception:   # the database away: everything waits; the next pass retries
+            LOG.exception("forwarder: cannot check the database rows of queued casts")
+            self.close()
+
+    def _cursor(self):
+        if self.conn is None:
+            from fastnova.db.schema import connect
+            self.conn = connect(self.opts.database, self.opts.db_schema)
+            self.conn.autocommit = True
+        return self.conn.cursor()
+
+    def _versions(self, uuids) -> dict:
+        with self._cursor() as cur:
+            cur.execute("SELECT uuid, version FROM servers WHERE uuid = ANY(%s)", (list(uuids),))
+            return dict(cur.fetchall())
+
+    def _roll_forward(self, writer, keys):
+        """Claim the entries, then write their rows (latest cast per server) in one statement."""
+        from fastnova.db import aio
+        with writer.batch() as b:
+            claimed = outbox.claim(b, keys)
+        latest = {}
+        for _key, cast in claimed:
+            held = latest.get(cast["id"])
+            if held is None or cast["instance"]["version"] > held["instance"]["version"]:
+                latest[cast["id"]] = cast
+        if latest:
+            params = [v for cast in latest.values()
+                      for v in aio.upsert_params(cast["instance"], cast, cast.get("api_host"))]
+            with self._cursor() as cur:
+                cur.execute(aio.upsert_sql(len(latest)), params)
+        self.released.update(key for key, _ in claimed)
+        self.rolled += len(claimed)
+        LOG.warning("forwarder: wrote the rows of %d commands whose database statement was "
+                    "lost or unanswered", len(claimed))
 
 
 class AmqpSink:

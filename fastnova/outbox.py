@@ -11,6 +11,13 @@ Entry: key = u64 big-endian sequence (meta ``outbox_seq``), value = orjson of
     {"cast": nova's RPC method name, "id": server uuid, "version": int, "args": {...},
      "instance": the record as the command left it, "api_host": str, "at": unix seconds}
 
+A command that overlaps its database commit with the store's (fastnova.commands.runtime) adds
+``"db_version": int``: the entry may go to the cells only once the server's row has that version
+(the forwarder checks).  If the row never comes, the command either withdraws its entries
+(``withdraw``: its statement failed) or, once they are old, the forwarder claims them (``claim``:
+``"claimed": true``) and writes the row from the entry itself; a claimed entry is never withdrawn.
+LMDB serializes the two writes, so exactly one of them wins.
+
 Bound: when ``DEFAULT_BOUND`` entries wait (the broker has been away a while), commands that would
 add one answer nova's 503 until the forwarder drains it; reads and casts already queued are not
 affected.  100,000 entries of ~2.5 KB are ~250 MB of the store's map.
@@ -72,3 +79,31 @@ def read(txn, dbs, limit: int, after: bytes | None = None) -> list[tuple[bytes, 
 def remove(batch, keys) -> int:
     db = batch.dbs[DB]
     return sum(1 for k in keys if batch.txn.delete(k, db=db))
+
+
+def withdraw(batch, keys) -> bool:
+    """Remove a command's own entries, unless any is gone or claimed (then leave them all)."""
+    db = batch.dbs[DB]
+    for k in keys:
+        raw = batch.txn.get(k, db=db)
+        if raw is None or orjson.loads(raw).get("claimed"):
+            return False
+    for k in keys:
+        batch.txn.delete(k, db=db)
+    return True
+
+
+def claim(batch, keys) -> list[tuple[bytes, dict]]:
+    """Mark entries as taken over by the forwarder; those still there, with their casts."""
+    db = batch.dbs[DB]
+    out = []
+    for k in keys:
+        raw = batch.txn.get(k, db=db)
+        if raw is None:
+            continue
+        cast = orjson.loads(raw)
+        if not cast.get("claimed"):
+            cast["claimed"] = True
+            batch.txn.put(k, orjson.dumps(cast), db=db)
+        out.append((k, cast))
+    return out

@@ -8,7 +8,6 @@ a host) is the cell's business; a failure there ends as an ERROR server with a f
 from __future__ import annotations
 
 import re
-import secrets
 import uuid as uuidlib
 
 import orjson
@@ -46,22 +45,14 @@ async def create(app, req, ctx, minor, route, links):
     records = _records(ctx, plan, flavor, count)
     casts = [outbox.make_cast("build_and_run_instance", rec, plan["cast_args"], rt.cfg.api_host)
              for rec in records]
-    if rt.db is not None:
-        seqs = await rt.db.insert_servers(records, casts)
-        for rec, seq in zip(records, seqs):
-            rec["seq"] = seq
-            rec["instance_name"] = "instance-%08x" % seq
-        common.runtime_fault("after_db_commit")
-
-    def write(b):
-        for rec, cast in zip(records, casts):
-            if not rec["seq"]:
-                rec["seq"] = _next_seq(b)
-                rec["instance_name"] = "instance-%08x" % rec["seq"]
-            b.upsert_server(rec)
-            cast["instance"] = rec
-            outbox.append(b, cast)
-    await rt.write(write)
+    seqs = rt.db.take_seqs(count) if rt.db is not None and rt.overlapped else None
+    if seqs is not None:
+        await _overlapped(rt, records, casts, seqs)
+    else:
+        if rt.db is not None:
+            _name(records, await rt.db.insert_servers(records, casts))
+            common.runtime_fault("after_db_commit")
+        await rt.write(lambda b: _store(b, records, casts))
     if plan["return_reservation_id"]:
         return 202, orjson.dumps({"reservation_id": plan["reservation_id"]})
     first = records[0]["id"]
@@ -72,6 +63,41 @@ async def create(app, req, ctx, minor, route, links):
         doc["adminPass"] = plan["admin_pass"]
     location = b"Location: " + common.self_href(links, first).encode() + b"\r\n"
     return 202, orjson.dumps({"server": doc}), location
+
+
+def _name(records, seqs):
+    for rec, seq in zip(records, seqs):
+        rec["seq"] = seq
+        rec["instance_name"] = "instance-%08x" % seq
+
+
+def _store(b, records, casts) -> list[int]:
+    """The store write of a create: records and their casts; the outbox keys."""
+    keys = []
+    for rec, cast in zip(records, casts):
+        if not rec["seq"]:
+            _name([rec], [_next_seq(b)])
+        b.upsert_server(rec)
+        cast["instance"] = rec
+        keys.append(outbox.append(b, cast))
+    return keys
+
+
+async def _overlapped(rt, records, casts, seqs):
+    """Store and database together (fastnova.commands.runtime): the casts wait in the outbox
+    for their rows (``db_version``), and a create whose insert failed is deleted again."""
+    _name(records, seqs)
+    for rec, cast in zip(records, casts):
+        cast["db_version"] = rec["version"]
+
+    def undo(b, keys) -> bool:
+        if not outbox.withdraw(b, [outbox.key(k) for k in keys]):
+            return False          # the forwarder has taken it over
+        for rec in records:
+            b.delete_server(rec["id"], rec["version"] + 1, rec["created_at"])
+        return True
+    await rt.write_with_db(lambda b: _store(b, records, casts),
+                           lambda: rt.db.insert_servers(records, casts), undo)
 
 
 def _next_seq(b) -> int:
@@ -120,8 +146,7 @@ def _plan(server: dict, body: dict, minor: int) -> dict:
         "availability_zone": server.get("availability_zone"),
         "trusted_certs": server.get("trusted_image_certificates"),
         "return_reservation_id": server.get("return_reservation_id") in _TRUE,
-        "reservation_id": "r-" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789")
-                                         for _ in range(8)),
+        "reservation_id": "r-" + common.random_text("abcdefghijklmnopqrstuvwxyz0123456789", 8),
         "cast_args": {"requested_networks": networks, "block_device_mapping": bdms,
                       "scheduler_hints": hints, "availability_zone":
                       server.get("availability_zone"), "host": server.get("host"),

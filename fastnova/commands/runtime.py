@@ -11,6 +11,15 @@ read its own write at once.
 Group commit: a command hands its store change (a function of one ``Batch``) to the committer,
 which runs every change queued meanwhile in one write transaction on a single thread, so under
 load many commands share one fsync, and the event loop keeps serving while the disk syncs.
+
+Overlap (``Runtime.overlapped``, with a database and a forwarder): a command's PostgreSQL
+statement is sent as soon as its store change has run inside the write transaction (its checks
+passed), so the database's commit and the store's fsync proceed together and the command waits
+for the slower of the two instead of their sum.  The outbox entry is then durable before its row
+may be: it carries ``db_version`` and the forwarder holds it until the row has that version
+(fastnova.forwarder).  If the statement certainly failed, the command undoes its store write
+(``undo``) and fails; if its outcome is unknown, or the worker died, the forwarder writes the row
+from the entry once it is ``settle`` seconds old (docs/commands.md).
 """
 from __future__ import annotations
 
@@ -86,6 +95,10 @@ def fault_point(name: str):
 _FAULT_FILE = os.environ.get("FASTNOVA_FAULT_FILE")
 
 
+def _fault_armed() -> bool:
+    return bool(_FAULT_FILE) and os.path.exists(_FAULT_FILE)
+
+
 class Runtime:
     def __init__(self, app, cfg: Config):
         from fastnova.store.writer import StoreWriter
@@ -129,6 +142,47 @@ class Runtime:
             self.sim.poke()
         return result
 
+    @property
+    def overlapped(self) -> bool:
+        """Commands with a cast overlap their database commit with the store's (module doc):
+        only when a forwarder gates the outbox on the database (``--amqp`` and ``--database``)."""
+        return self.db is not None and self.cfg.amqp
+
+    async def write_with_db(self, change, statement, undo):
+        """The overlapped write: ``change(batch)`` in the next group commit; ``statement()`` (a
+        coroutine function: the command's one database statement) started once the change has
+        run; ``undo(batch, result)`` (-> bool: undone) if the statement certainly failed.
+        Returns the change's result once both are durable."""
+        loop = asyncio.get_running_loop()
+        sent: list = []
+
+        def send():
+            if not sent:
+                sent.append(loop.create_task(statement()))
+
+        # Crash tests need an exact point between the store's commit and the statement.
+        early = None if _fault_armed() else (lambda: loop.call_soon_threadsafe(send))
+        try:
+            result = await self.committer.submit(change, early)
+        except BaseException:
+            if sent:     # it commits or not; fastnova.db.recover completes a committed one
+                await asyncio.gather(sent[0], return_exceptions=True)
+            raise
+        if not sent:
+            fault_point("after_store_commit")
+            send()
+        try:
+            await sent[0]
+        except Exception as exc:
+            from fastnova.db.aio import definite
+            if not definite(exc):
+                raise     # unknown: the forwarder writes the row from the entry (settle)
+            if await self.committer.submit(lambda b: undo(b, result)):
+                raise
+            LOG.warning("database statement failed (%s) but the forwarder had taken the "
+                        "command over; it completes it", exc)
+        return result
+
 
 def _repoint(reader, writer):
     """Point every environment and database handle the reader holds at the writer's (by name),
@@ -159,10 +213,12 @@ class Committer:
         self.commits = 0
         self.changes = 0
 
-    def submit(self, change) -> asyncio.Future:
+    def submit(self, change, applied=None) -> asyncio.Future:
+        """``applied()`` (optional) is called in the committer's thread once ``change`` has run
+        without error inside the transaction, before it commits."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self.pending.append((change, fut))
+        self.pending.append((change, fut, applied))
         if not self.running:
             self._start(loop)
         return fut
@@ -170,7 +226,8 @@ class Committer:
     def _start(self, loop):
         group, self.pending = self.pending, []
         self.running = True
-        job = loop.run_in_executor(self.pool, self._commit_group, [c for c, _ in group])
+        job = loop.run_in_executor(self.pool, self._commit_group,
+                                   [(c, a) for c, _, a in group])
         job.add_done_callback(lambda done: self._finished(loop, group, done))
 
     def _finished(self, loop, group, done):
@@ -180,7 +237,7 @@ class Committer:
         except BaseException as exc:   # the store itself failed (disk/map full, I/O)
             LOG.critical("store write failed: %r", exc)
             results = [(False, exc)] * len(group)
-        for (_, fut), (ok, value) in zip(group, results):
+        for (_, fut, _), (ok, value) in zip(group, results):
             if fut.cancelled():
                 continue
             if ok:
@@ -211,11 +268,14 @@ class Committer:
     def _commit(self, changes) -> list:
         out = []
         with self.writer.batch() as b:
-            for change in changes:
+            for change, applied in changes:
                 try:
                     out.append((True, change(b)))
                 except errors.ApiError as exc:
                     out.append((False, exc))
+                    continue
+                if applied is not None:
+                    applied()
         self.commits += 1
         self.changes += len(changes)
         return out

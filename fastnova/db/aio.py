@@ -10,6 +10,16 @@ Each command sends ONE statement (counted in ``statements``):
   create   INSERT ... VALUES (...), (...) RETURNING uuid, seq       (all min/max_count rows)
   others   INSERT ... ON CONFLICT (uuid) DO UPDATE ... WHERE older  (an upsert guarded by version)
 A small pool lets a worker's commands overlap their round trips.
+
+Sequence numbers (nova's ``instances.id``, which names the instance) come from the table's
+sequence.  So that a create can write its store record before its row exists (its database commit
+then overlaps the store's fsync: fastnova.commands.runtime), a create whose worker holds fewer than
+``SEQ_LOW`` spare numbers also reserves ``SEQ_BLOCK`` more in the same statement (a ``UNION ALL``
+of ``nextval``), and the next creates name their seq explicitly.  A restart leaves a gap, as a
+rolled-back insert does.
+
+The row's ``pending_cast`` is the cast without its ``instance`` (the row's ``record`` is that
+instance): half the bytes of the statement.  fastnova.db.recover puts it back.
 """
 from __future__ import annotations
 
@@ -20,24 +30,51 @@ import psycopg2
 import psycopg2.extensions as ext
 
 POOL_SIZE = 4
+SEQ_BLOCK, SEQ_LOW = 64, 16
 
 _COLUMNS = ("uuid, project_id, user_id, version, vm_state, task_state, deleted, record, "
             "pending_cast, api_host, created_at")
 _VALUES = "(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)"
-_UPSERT = (
-    "INSERT INTO servers (" + _COLUMNS + ") VALUES " + _VALUES +
+_VALUES_SEQ = _VALUES[:-1] + ", %s)"
+_RESERVE = " UNION ALL SELECT NULL, nextval('servers_seq_seq') FROM generate_series(1, %d)"
+_UPSERT_HEAD = "INSERT INTO servers ("
+_UPSERT_TAIL = (
     " ON CONFLICT (uuid) DO UPDATE SET version = EXCLUDED.version,"
     " vm_state = EXCLUDED.vm_state, task_state = EXCLUDED.task_state,"
     " deleted = EXCLUDED.deleted, record = EXCLUDED.record,"
     " pending_cast = EXCLUDED.pending_cast, api_host = EXCLUDED.api_host,"
     " changed_at = clock_timestamp() WHERE servers.version < EXCLUDED.version")
+_UPSERT = _UPSERT_HEAD + _COLUMNS + ") VALUES " + _VALUES + _UPSERT_TAIL
 
 
 def _row(rec: dict, cast: dict | None, api_host: str | None) -> tuple:
     return (rec["id"], rec["project_id"], rec["user_id"], rec["version"], rec.get("vm_state"),
             rec.get("task_state"), bool(rec.get("deleted")), orjson.dumps(rec).decode(),
-            orjson.dumps(cast).decode() if cast is not None else None,
-            api_host, rec["created_at"])
+            _pending(cast), api_host, rec["created_at"])
+
+
+def _pending(cast: dict | None) -> str | None:
+    if cast is None:
+        return None
+    return orjson.dumps({k: v for k, v in cast.items() if k != "instance"}).decode()
+
+
+def upsert_sql(count: int) -> str:
+    """The version-guarded upsert of ``count`` rows, seq named (fastnova.forwarder's
+    roll-forward of a command whose worker died before its statement)."""
+    return (_UPSERT_HEAD + _COLUMNS + ", seq) VALUES " + ", ".join([_VALUES_SEQ] * count) +
+            _UPSERT_TAIL)
+
+
+def upsert_params(rec: dict, cast: dict | None, api_host: str | None) -> tuple:
+    return _row(rec, cast, api_host) + (rec.get("seq") or None,)
+
+
+def definite(exc: BaseException) -> bool:
+    """Did this statement certainly not commit?  An error the server reported (it has a SQLSTATE;
+    in autocommit the statement's transaction is rolled back) or one raised before anything was
+    sent.  A connection lost while waiting for the answer leaves the outcome unknown."""
+    return getattr(exc, "pgcode", None) is not None or getattr(exc, "fastnova_unsent", False)
 
 
 class AsyncDatabase:
@@ -49,6 +86,8 @@ class AsyncDatabase:
         self.pool_size = pool_size
         self.waiters: list = []
         self.statements = 0
+        self.seqs: list[int] = []       # reserved sequence numbers (see the module's doc)
+        self.reserving = False
 
     # -- the loop integration ----------------------------------------------------------------
 
@@ -125,11 +164,19 @@ class AsyncDatabase:
 
     async def fetch(self, sql: str, params=()) -> list:
         """One statement, one round trip: its rows (or [])."""
-        conn = await self._acquire()
+        try:
+            conn = await self._acquire()
+        except Exception as exc:
+            exc.fastnova_unsent = True
+            raise
         broken = False
         try:
             cur = conn.cursor()
-            cur.execute(sql, params)
+            try:
+                cur.execute(sql, params)
+            except Exception as exc:    # not sent whole: it cannot have run
+                exc.fastnova_unsent = True
+                raise
             await self._wait(conn)
             self.statements += 1
             return cur.fetchall() if cur.description else []
@@ -141,13 +188,40 @@ class AsyncDatabase:
 
     # -- the commands' statements --------------------------------------------------------------
 
+    def take_seqs(self, count: int) -> list[int] | None:
+        """``count`` reserved sequence numbers, or None (then the insert draws them)."""
+        if len(self.seqs) < count:
+            return None
+        taken, self.seqs = self.seqs[:count], self.seqs[count:]
+        return taken
+
     async def insert_servers(self, records: list[dict], casts: list[dict]) -> list[int]:
-        sql = ("INSERT INTO servers (" + _COLUMNS + ") VALUES " +
-               ", ".join([_VALUES] * len(records)) + " RETURNING uuid, seq")
-        params = [v for rec, cast in zip(records, casts) for v in _row(rec, cast,
-                                                                      cast.get("api_host"))]
-        rows = dict(await self.fetch(sql, params))
-        return [rows[rec["id"]] for rec in records]
+        """Insert the rows (with the records' seq if they carry one); their seqs."""
+        named = all(rec.get("seq") for rec in records)
+        sql = ("WITH ins AS (INSERT INTO servers (" + _COLUMNS + (", seq" if named else "") +
+               ") VALUES " + ", ".join([_VALUES_SEQ if named else _VALUES] * len(records)) +
+               " RETURNING uuid, seq) SELECT uuid, seq FROM ins")
+        reserve = not self.reserving and len(self.seqs) < SEQ_LOW
+        if reserve:
+            sql += _RESERVE % SEQ_BLOCK
+            self.reserving = True
+        params = []
+        for rec, cast in zip(records, casts):
+            params.extend(_row(rec, cast, cast.get("api_host")))
+            if named:
+                params.append(rec["seq"])
+        try:
+            rows = await self.fetch(sql, params)
+        finally:
+            if reserve:
+                self.reserving = False
+        got = {}
+        for uuid, seq in rows:
+            if uuid is None:
+                self.seqs.append(seq)
+            else:
+                got[uuid] = seq
+        return [got[rec["id"]] for rec in records]
 
     async def save_server(self, record: dict, cast: dict | None) -> None:
         host = cast.get("api_host") if cast else None

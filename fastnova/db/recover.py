@@ -8,6 +8,10 @@ rows changed since its last checkpoint, older than ``SETTLE`` seconds (so a comm
 flight is left alone), whose version is above the store's, and writes record + cast to the store
 in one transaction: the command completes as if it had not been interrupted.  A cast queued
 twice (the pass raced a slow command) is harmless: cells ignore a version they have seen.
+
+The other direction (a command whose store write is durable but whose row is not: it overlapped
+the two and its worker died first) is the forwarder's (fastnova.forwarder.DbGate): it writes
+the row from the outbox entry before the cast goes.
 """
 from __future__ import annotations
 
@@ -53,7 +57,9 @@ def recover(dsn: str, writer, api_host: str | None, schema: str | None = None,
             else:
                 b.upsert_server(rec)
             if cast:
-                outbox.append(b, cast if isinstance(cast, dict) else orjson.loads(cast))
+                cast = cast if isinstance(cast, dict) else orjson.loads(cast)
+                cast.setdefault("instance", rec)    # rows keep the cast without it
+                outbox.append(b, cast)
             fixed += 1
         b.set_meta(META_CHECKPOINT, b"%.3f" % (now - settle))
     return fixed
