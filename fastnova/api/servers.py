@@ -41,7 +41,7 @@ def listing(app, req, ctx, minor, route, links, detail: bool) -> bytes:
         spec = params.parse(q, minor, ctx, detail, flavour=reader.db_flavour,
                             flavor_exists=lambda fid: reader.flavor_exists(txn, fid))
         uuids = plan.page(reader, txn, spec)
-        blobs = [reader.server_blob(txn, u) for u in uuids]
+        blobs = reader.server_blobs(txn, uuids)
         body = _ext.page_docs(blobs, minor, role_bit(ctx) | view, links.root, links.vroot)
     out = [b'{"servers":[', body, b"]"]
     # nova's _get_collection_links: a next link when the page is full.

@@ -47,6 +47,12 @@ class StoreReader:
     def server_blob(self, txn, uuid: bytes) -> bytes | None:
         return txn.get(uuid, db=self.servers)
 
+    def server_blobs(self, txn, uuids: list[bytes]) -> list:
+        """The blobs of a page's uuids, in order (None for a uuid without one)."""
+        get = txn.get
+        db = self.servers
+        return [get(u, None, db) for u in uuids]
+
     def record(self, txn, uuid: bytes) -> dict | None:
         raw = txn.get(uuid, db=self.records)
         return orjson.loads(raw) if raw is not None else None
@@ -93,24 +99,31 @@ class StoreReader:
         with something <= start (every key of the group ``start`` included).
         """
         with txn.cursor(db=db) as cur:
-            if not desc:
-                if not cur.set_range(prefix + (start or b"")):
-                    return
-                for key, value in cur.iternext():
-                    if not key.startswith(prefix):
-                        return
-                    yield key, value
+            entries = self.position(cur, prefix, desc, start, values=True)
+            if entries is None:
                 return
-            bound = _after(prefix + start) if start is not None else _after(prefix)
-            if bound is not None and cur.set_range(bound):
-                if not cur.prev():
-                    return
-            elif not cur.last():
-                return
-            for key, value in cur.iterprev():
+            for key, value in entries:
                 if not key.startswith(prefix):
                     return
                 yield key, value
+
+    @staticmethod
+    def position(cur, prefix: bytes, desc: bool, start: bytes | None = None,
+                 values: bool = True):
+        """Put ``cur`` where ``walk`` begins and return py-lmdb's own iterator from there (keys,
+        or (key, value) pairs), which runs past ``prefix``: the caller stops at the first key
+        without it.  None when there is nothing to walk."""
+        if not desc:
+            if not cur.set_range(prefix + (start or b"")):
+                return None
+            return cur.iternext(keys=True, values=values)
+        bound = _after(prefix + start) if start is not None else _after(prefix)
+        if bound is not None and cur.set_range(bound):
+            if not cur.prev():
+                return None
+        elif not cur.last():
+            return None
+        return cur.iterprev(keys=True, values=values)
 
 
 def _after(prefix: bytes) -> bytes | None:
