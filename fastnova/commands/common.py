@@ -152,7 +152,8 @@ async def change(rt, rec: dict, changes: dict, cast: tuple | None = None,
                  expected: dict | None = None, delete: bool = False,
                  meta: dict | None = None) -> dict:
     """Apply a command's change to one server: PostgreSQL (one statement, when configured),
-    then one group-committed store write holding the new record and the cast to its cell.
+    then one group-committed store write holding the new record and the cast to its cell (with a
+    cast and a forwarder, the two overlapped: fastnova.commands.runtime.write_with_db).
 
     ``cast`` is (nova RPC method, args).  ``expected`` are fields that must still hold at write
     time (else 409).  ``delete`` removes the server at once (nova's local delete of a server no
