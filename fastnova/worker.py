@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 
+from fastnova import malloc
 from fastnova.api.app import App
 from fastnova.api.upstream import Upstream
 from fastnova.api.protocol import HttpProtocol, Limits
@@ -54,6 +55,7 @@ class Worker:
         self.tick = max(0.05, min(HEARTBEAT_INTERVAL, self.limits.shortest() / 4))
 
     def boot(self):
+        malloc.tune()
         self.loop = loop = new_loop()
         self.reader = StoreReader(self.options.data_dir,
                                   db_flavour=getattr(self.options, "db_flavour", "mysql"))
