@@ -73,18 +73,24 @@ def _batch(n: int) -> list[bytes]:
     return out
 
 
-def frame(status: int, body: bytes, content_type: bytes, extra: bytes, date: bytes,
+def frame(status: int, body, content_type: bytes, extra: bytes, date: bytes,
           request_id: bytes, keep_alive: bool, head_only: bool = False) -> bytes:
-    """The whole response as one bytes object (one write, one syscall)."""
-    head = b"".join((
+    """The whole response as one bytes object (one write, one syscall).
+
+    ``body`` is bytes, or a list of bytes parts (a page: joined here, once, with the head)."""
+    parts = body if type(body) is list else [body]
+    head = [
         STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status,
-        b"Content-Type: ", content_type, b"\r\nContent-Length: %d\r\n" % len(body),
+        b"Content-Type: ", content_type,
+        b"\r\nContent-Length: %d\r\n" % sum(map(len, parts)),
         b"x-openstack-request-id: ", request_id, b"\r\nx-compute-request-id: ", request_id,
         b"\r\n", extra, date,
         b"" if keep_alive else b"Connection: close\r\n",
         b"\r\n",
-    ))
-    return head if head_only else head + body
+    ]
+    if not head_only:
+        head.extend(parts)
+    return b"".join(head)
 
 
 def relay(answer, date: bytes, keep_alive: bool, head_only: bool = False) -> bytes:

@@ -33,7 +33,7 @@ def show(app, req, ctx, minor, route, links) -> bytes:
     return b'{"server":' + doc + b"}"
 
 
-def listing(app, req, ctx, minor, route, links, detail: bool) -> bytes:
+def listing(app, req, ctx, minor, route, links, detail: bool) -> list[bytes]:
     q = Query(req.query)
     reader = app.reader
     view = L.VIEW_DETAIL if detail else L.VIEW_INDEX
@@ -50,4 +50,4 @@ def listing(app, req, ctx, minor, route, links, detail: bool) -> bytes:
                          uuids[-1].decode(), keep=spec.kept)
         out.append(b',"servers_links":' + orjson.dumps([{"href": href, "rel": "next"}]))
     out.append(b"}")
-    return b"".join(out)
+    return out          # parts: response.frame joins them with the head, one copy of the page
