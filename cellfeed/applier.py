@@ -96,7 +96,7 @@ def apply_update(b, update: dict) -> bool:
     """One validated update (cellfeed.contract) inside a store batch; True if it changed it."""
     kind, ident, version = update["kind"], update["id"], update["version"]
     if kind == C.SERVER_UPSERT:
-        return b.upsert_server(update["server"])
+        return b.upsert_server(update["server"], normalized=True)    # by contract.validate
     if kind == C.SERVER_PATCH:
         return b.patch_server(ident, version, update["changes"])
     if kind == C.SERVER_DELETE:

@@ -151,12 +151,7 @@ def normalize(rec: dict) -> dict:
     for key in _MUTABLE_DEFAULTS:
         if out[key] is DEFAULTS[key]:
             out[key] = type(DEFAULTS[key])()
-    flavor = dict(FLAVOR_DEFAULTS)
-    flavor.update(out["flavor"])
-    flavor["id"] = str(flavor.get("id", ""))
-    if flavor["extra_specs"] is FLAVOR_DEFAULTS["extra_specs"]:
-        flavor["extra_specs"] = {}
-    out["flavor"] = flavor
+    out["flavor"] = _flavor(out["flavor"])
     for key in _TIMES:
         value = out[key]
         if value is not None and not (type(value) is str and _CANONICAL.match(value)):
@@ -164,9 +159,53 @@ def normalize(rec: dict) -> dict:
     return out
 
 
+def merge(old: dict, changes: dict, version: int) -> tuple[dict, frozenset]:
+    """A patch applied to a normalized record: ``normalize(dict(old, **changes))`` with
+    ``version`` and ``old``'s id and seq, normalizing only the fields ``changes`` names
+    (normalizing all of them cost a third of a feed patch).  Also returns the record fields the
+    patch names (the writer re-renders what reads them).  Unknown fields are dropped."""
+    if len(old) != len(_FIELDS):      # not a normalized record (it has been, so far, always)
+        new = dict(old)
+        new.update(changes)
+        new["id"], new["version"], new["seq"] = old["id"], version, old["seq"]
+        return normalize(new), _FIELDS
+    new = dict(old)
+    named = []
+    for key, value in changes.items():
+        if key not in _FIELDS or key in _BOOKKEEPING:
+            continue
+        if key in _REQUIRED and not value:
+            raise RecordError("server record lacks " + key)
+        if key == "flavor":
+            value = _flavor(value)
+        elif key in _MUTABLE and value is DEFAULTS[key]:
+            value = type(value)()
+        elif key in _TIME_SET and value is not None and not (
+                type(value) is str and _CANONICAL.match(value)):
+            value = canonical_time(value)
+        new[key] = value
+        named.append(key)
+    new["version"] = version
+    return new, frozenset(named)
+
+
+def _flavor(value: dict) -> dict:
+    flavor = dict(FLAVOR_DEFAULTS)
+    flavor.update(value)
+    flavor["id"] = str(flavor.get("id", ""))
+    if flavor["extra_specs"] is FLAVOR_DEFAULTS["extra_specs"]:
+        flavor["extra_specs"] = {}
+    return flavor
+
+
 _MUTABLE_DEFAULTS = tuple(k for k, v in DEFAULTS.items() if isinstance(v, (dict, list)))
 _TIMES = ("created_at", "updated_at", "launched_at", "terminated_at", "deleted_at")
 _CANONICAL = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$")
+_FIELDS = frozenset(DEFAULTS) | frozenset(REQUIRED)
+_BOOKKEEPING = frozenset(("id", "seq", "version"))
+_REQUIRED = frozenset(REQUIRED)
+_MUTABLE = frozenset(_MUTABLE_DEFAULTS)
+_TIME_SET = frozenset(_TIMES)
 
 
 def canonical_time(value) -> str:

@@ -64,6 +64,25 @@ def build(rec: dict) -> dict:
     return row
 
 
+# Fields a row copies as they are (and updated_at): a patch of only these changes only them.
+_PLAIN = (frozenset(_COPIED) - {"created_at", "deleted"}) | {"updated_at"}
+
+
+def update(row: dict, rec: dict, changed) -> dict:
+    """The query row of ``rec``, given the ``row`` of a record that differs from it only in the
+    fields ``changed``: equal to ``build(rec)``, without rebuilding what did not change."""
+    if not _PLAIN.issuperset(changed):
+        return build(rec)
+    out = dict(row)
+    for key in changed:
+        if key == "updated_at":
+            out["updated_at"] = rec["updated_at"] or rec["created_at"]
+            out["ua"] = micros(out["updated_at"])
+        else:
+            out[key] = rec.get(key)
+    return out
+
+
 def dumps(row: dict) -> bytes:
     return orjson.dumps(row)
 

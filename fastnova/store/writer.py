@@ -14,10 +14,10 @@ import lmdb
 import orjson
 
 from fastnova.query import row as qrow
-from fastnova.record import normalize
+from fastnova.record import merge, normalize
 from fastnova.store import layout as L
 from fastnova.views.flavors import flavor_sort_key, render_flavor
-from fastnova.views.servers import render_server
+from fastnova.views.servers import pack_parts, render_parts, rerender_parts
 
 # A sparse mapping: the file grows only with the data.  1,000,000 servers take about 5 GB.
 DEFAULT_MAP_SIZE = 64 << 30
@@ -40,9 +40,13 @@ def open_env(data_dir: str, map_size: int = DEFAULT_MAP_SIZE, readonly: bool = F
 
 
 class StoreWriter:
-    def __init__(self, data_dir: str, map_size: int = DEFAULT_MAP_SIZE, sync: bool = True):
+    def __init__(self, data_dir: str, map_size: int = DEFAULT_MAP_SIZE, sync: bool = True,
+                 render_cache: int = 0):
+        """``render_cache``: how many recently written servers to remember (RenderCache), so
+        that a patch re-renders only what it changes; 0 (the default) remembers none."""
         self.env = open_env(data_dir, map_size=map_size, sync=sync)
         self.dbs = {name: self.env.open_db(name, create=True) for name in L.ALL_DBS}
+        self.cache = RenderCache(render_cache) if render_cache > 0 else None
         with self.env.begin(write=True) as txn:
             found = txn.get(L.META_SCHEMA, db=self.dbs[L.DB_META])
             if found is None:
@@ -55,7 +59,7 @@ class StoreWriter:
     def batch(self):
         """One write transaction: commits (durably, unless opened with sync=False) on exit."""
         with self.env.begin(write=True) as txn:
-            batch = Batch(txn, self.dbs)
+            batch = Batch(txn, self.dbs, self.cache)
             yield batch
             batch.flush_counts()
 
@@ -67,19 +71,84 @@ class StoreWriter:
         self.env.close()
 
 
+class Written:
+    """What the writer stored for one server: the record's bytes, and what they were made of."""
+
+    __slots__ = ("raw", "rec", "row", "parts", "index")
+
+    def __init__(self, raw: bytes, rec: dict, row: dict, parts: tuple, index: dict | None):
+        self.raw = raw          # the record as stored in DB_RECORDS
+        self.rec = rec          # the same record, decoded
+        self.row = row          # its query row (fastnova.query.row.build)
+        self.parts = parts      # fastnova.views.servers.render_parts(rec)
+        self.index = index      # index_entries(rec), or None if not computed yet
+
+
+class RenderCache:
+    """The records (with their rendered parts and index entries) the writer wrote last.
+
+    A cell sends a server's changes in bursts (build, spawn, networking, active), so the server a
+    patch names was usually written moments ago.  An entry is used only while the store holds
+    exactly the bytes it was made from (one memcmp against the record the transaction reads
+    anyway): a write by another process, or an aborted transaction, makes it miss, never lie.
+    Entries are pure functions of the record, so equal bytes mean equal entries.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._map: dict[bytes, Written] = {}
+        self.hits = self.misses = 0
+
+    def get(self, key: bytes, raw: bytes) -> Written | None:
+        found = self._map.get(key)
+        if found is not None and found.raw == raw:
+            self.hits += 1
+            return found
+        self.misses += 1
+        return None
+
+    def put(self, key: bytes, written: Written):
+        entries = self._map
+        entries.pop(key, None)          # re-inserted last: evicted last
+        entries[key] = written
+        if len(entries) > self.size:
+            del entries[next(iter(entries))]
+
+    def __len__(self):
+        return len(self._map)
+
+
+# Record fields that index_entries reads: a patch naming none of them leaves every index entry.
+INDEX_FIELDS = frozenset(("id", "project_id", "created_at", "updated_at", "vm_state", "deleted",
+                          "tags", "name"))
+
+
 class Batch:
     """Operations inside one write transaction.  Each returns whether it changed the store."""
 
-    def __init__(self, txn, dbs):
+    def __init__(self, txn, dbs, cache: RenderCache | None = None):
         self.txn = txn
         self.dbs = dbs
+        self.cache = cache
+        self._records = dbs[L.DB_RECORDS]
         self._deltas: dict[bytes, int] = {}
 
     # -- reads within the transaction --------------------------------------------------------
 
     def get_record(self, uuid: str) -> dict | None:
-        raw = self.txn.get(uuid.encode(), db=self.dbs[L.DB_RECORDS])
+        raw = self.txn.get(uuid.encode(), db=self._records)
         return orjson.loads(raw) if raw is not None else None
+
+    def _written(self, key: bytes) -> tuple[dict | None, Written | None]:
+        """The stored record of ``key`` and, when the cache still matches it, what made it."""
+        raw = self.txn.get(key, db=self._records)
+        if raw is None:
+            return None, None
+        if self.cache is not None:
+            found = self.cache.get(key, raw)
+            if found is not None:
+                return found.rec, found
+        return orjson.loads(raw), None
 
     def get_meta(self, key: bytes) -> bytes | None:
         return self.txn.get(key, db=self.dbs[L.DB_META])
@@ -89,104 +158,100 @@ class Batch:
 
     # -- servers -------------------------------------------------------------------------------
 
-    def upsert_server(self, rec: dict) -> bool:
-        """Store a full record if it is newer than what the store holds (or new)."""
-        rec = normalize(rec)
-        old = self.get_record(rec["id"])
+    def upsert_server(self, rec: dict, normalized: bool = False) -> bool:
+        """Store a full record if it is newer than what the store holds (or new).
+        ``normalized``: the caller vouches that ``rec`` is normalize()'s output (the feed's
+        contract normalizes every upsert it validates), so it is not normalized twice."""
+        rec = dict(rec) if normalized else normalize(rec)
+        key = rec["id"].encode()
+        old, written = self._written(key)
         if old is not None and rec["version"] <= old.get("version", 0):
             return False
         if not rec["seq"]:
             rec["seq"] = old["seq"] if old and old.get("seq") else self._next_seq()
-        self._replace(old, rec)
+        self._store(key, old, written, rec, render_parts(rec), INDEX_FIELDS)
         return True
 
     def patch_server(self, uuid: str, version: int, changes: dict) -> bool:
-        """Merge top-level fields into a live record, if ``version`` is newer."""
-        old = self.get_record(uuid)
+        """Merge top-level fields into a live record, if ``version`` is newer.
+
+        Only the view parts and index entries that read a changed field are made again (when
+        the cache knows the record); the bytes are those of a full render all the same."""
+        key = uuid.encode()
+        old, written = self._written(key)
         if old is None or old.get("deleted") or version <= old.get("version", 0):
             return False
-        new = dict(old)
-        new.update(changes)
-        new["id"], new["version"], new["seq"] = uuid, version, old["seq"]
-        self._replace(old, normalize(new))
+        new, changed = merge(old, changes, version)
+        if written is not None:
+            parts = rerender_parts(written.parts, new, changed)
+        else:
+            parts = render_parts(new)
+        self._store(key, old, written, new, parts, changed)
         return True
 
     def delete_server(self, uuid: str, version: int, deleted_at: str | None = None) -> bool:
         """Leave a versioned tombstone: the record stays (for changes-since), out of the lists."""
-        old = self.get_record(uuid)
+        key = uuid.encode()
+        old, written = self._written(key)
         if old is not None and version <= old.get("version", 0):
             return False
         if old is None or "project_id" not in old:
             # Unknown server: remember the version only, so a late create cannot resurrect it.
             stub = {"id": uuid, "version": version, "deleted": True}
-            self.txn.put(uuid.encode(), orjson.dumps(stub), db=self.dbs[L.DB_RECORDS])
+            self.txn.put(key, orjson.dumps(stub), db=self._records)
             return True
         new = dict(old)
         when = deleted_at or old.get("updated_at") or old["created_at"]
         new.update(version=version, deleted=True, vm_state="deleted", task_state=None,
                    deleted_at=when, terminated_at=old.get("terminated_at") or when,
                    updated_at=when)
-        self._replace(old, normalize(new))
+        new = normalize(new)
+        self._store(key, old, written, new, render_parts(new), INDEX_FIELDS)
         return True
 
-    def _replace(self, old: dict | None, new: dict):
-        key = new["id"].encode()
-        self.txn.put(key, orjson.dumps(new), db=self.dbs[L.DB_RECORDS])
-        self.txn.put(key, qrow.dumps(qrow.build(new)), db=self.dbs[L.DB_QROWS])
-        blob = L.pack_blob(new["project_id"], render_server(new), deleted=new["deleted"])
-        self.txn.put(key, blob, db=self.dbs[L.DB_SERVERS])
-        if old is not None and "project_id" in old:
-            self._reindex(old, new)
-        else:
-            self._index(new)
+    def _store(self, key: bytes, old: dict | None, written: Written | None, new: dict,
+               parts: tuple, changed):
+        """Write a server's record, query row, view blob and index entries."""
+        raw = orjson.dumps(new)
+        txn = self.txn
+        txn.put(key, raw, db=self._records)
+        row = qrow.update(written.row, new, changed) if written is not None else qrow.build(new)
+        txn.put(key, qrow.dumps(row), db=self.dbs[L.DB_QROWS])
+        txn.put(key, pack_parts(new["project_id"], parts, bool(new["deleted"])),
+                db=self.dbs[L.DB_SERVERS])
+        index = written.index if written is not None else None
+        if old is None or "project_id" not in old:
+            index = index_entries(new)
+            self._index(index)
+        elif not INDEX_FIELDS.isdisjoint(changed):
+            before = index if index is not None else index_entries(old)
+            index = index_entries(new)
+            self._reindex(before, index)
+        if self.cache is not None:
+            self.cache.put(key, Written(raw, new, row, parts, index))
 
-    def _reindex(self, old: dict, new: dict):
+    def _reindex(self, before: dict, after: dict):
         """Move a record's index entries from its old version to its new one, touching only the
         entries that differ: a feed patch (task_state, updated_at, …) keeps most keys, and the
         delete-all-then-put-all it replaces was a third of the cost of an update (profiled)."""
-        before = {(db, key): (value, count) for db, key, value, count in self._entries(old)}
-        for db, key, value, count_key in self._entries(new):
-            had = before.pop((db, key), None)
+        txn, dbs = self.txn, self.dbs
+        for entry, (value, count_key) in after.items():
+            had = before.get(entry)
             if had is None:
-                self.txn.put(key, value, db=self.dbs[db])
+                txn.put(entry[1], value, db=dbs[entry[0]])
                 if count_key is not None:
                     self._count(count_key, 1)
             elif had[0] != value:
-                self.txn.put(key, value, db=self.dbs[db])
-        for (db, key), (_value, count_key) in before.items():
-            if self.txn.delete(key, db=self.dbs[db]) and count_key is not None:
+                txn.put(entry[1], value, db=dbs[entry[0]])
+        for entry, (_value, count_key) in before.items():
+            if entry not in after and txn.delete(entry[1], db=dbs[entry[0]]) \
+                    and count_key is not None:
                 self._count(count_key, -1)
 
-    # Every index entry of a record, computed from the record alone, so that unindexing the old
-    # version removes exactly what indexing it added (same transaction, no stale entries).
-
-    @staticmethod
-    def _entries(rec: dict):
-        """(db name, key, value, count key or None) of every index entry of a record."""
-        uuid = rec["id"].encode()
-        created = qrow.micros(rec["created_at"])
-        updated = qrow.micros(rec.get("updated_at") or rec["created_at"])
-        vm_state = (rec.get("vm_state") or "").encode()
-        deleted = bool(rec.get("deleted"))
-        parts = [L.PART_DELETED] if deleted else [L.PART_LIVE, L.PART_STATE + vm_state]
-        if not deleted:
-            tags = {t.lower().encode() for t in rec.get("tags") or ()}
-            parts.extend(L.PART_TAG + t for t in sorted(tags))
-        # ix values carry updated_at, so changes-since is checked during a walk; by_changed
-        # values carry created_at, so a set of recent changes sorts without reading rows.
-        ix_value = L.micros_bytes(updated)
-        state = (b"d" if deleted else b"l") + L.micros_bytes(created) + vm_state
-        for scope in L.scopes(rec["project_id"]):
-            for part in parts:
-                yield (L.DB_INDEX, L.ix_key(scope, part, created, uuid), ix_value,
-                       L.part_prefix(scope, part))
-            yield L.DB_BY_CHANGED, L.changed_key(scope, updated, uuid), state, None
-            if not deleted:
-                yield L.DB_BY_NAME, L.name_key(scope, rec.get("name"), uuid), vm_state, None
-
-    def _index(self, rec: dict):
-        for db, key, value, count_key in self._entries(rec):
-            self.txn.put(key, value, db=self.dbs[db])
+    def _index(self, entries: dict):
+        txn, dbs = self.txn, self.dbs
+        for (db, key), (value, count_key) in entries.items():
+            txn.put(key, value, db=dbs[db])
             if count_key is not None:
                 self._count(count_key, 1)
 
@@ -224,3 +289,36 @@ class Batch:
         key = flavor_sort_key({"id": flavorid})
         self.txn.delete(key, db=self.dbs[L.DB_FLAVORS])
         return self.txn.delete(key, db=self.dbs[L.DB_FLAVOR_RECS])
+
+
+# Every index entry of a record, computed from the record alone (its INDEX_FIELDS), so that
+# unindexing the old version removes exactly what indexing it added (same transaction, no stale
+# entries).
+
+def index_entries(rec: dict) -> dict:
+    """{(db name, key): (value, count key or None)} of every index entry of a record."""
+    uuid = rec["id"].encode()
+    created = L.micros_bytes(qrow.micros(rec["created_at"]))
+    updated = L.micros_bytes(qrow.micros(rec.get("updated_at") or rec["created_at"]))
+    vm_state = (rec.get("vm_state") or "").encode()
+    deleted = bool(rec.get("deleted"))
+    if deleted:
+        parts = [L.PART_DELETED]
+    else:
+        parts = [L.PART_LIVE, L.PART_STATE + vm_state]
+        tags = {t.lower().encode() for t in rec.get("tags") or ()}
+        parts.extend(L.PART_TAG + t for t in sorted(tags))
+    # ix values carry updated_at, so changes-since is checked during a walk; by_changed
+    # values carry created_at, so a set of recent changes sorts without reading rows.
+    state = (b"d" if deleted else b"l") + created + vm_state
+    name = None if deleted else L.name_collate(rec.get("name")).encode()[:L.NAME_KEY_MAX]
+    out = {}
+    for scope in L.scopes(rec["project_id"]):
+        head = scope + b"\x00"
+        for part in parts:
+            prefix = head + part + b"\x00"
+            out[(L.DB_INDEX, prefix + created + uuid)] = (updated, prefix)
+        out[(L.DB_BY_CHANGED, head + updated + uuid)] = (state, None)
+        if name is not None:
+            out[(L.DB_BY_NAME, head + name + b"\x00" + uuid)] = (vm_state, None)
+    return out
