@@ -60,6 +60,48 @@ def test_rows_hold_the_denormalized_record():
         assert shown["OS-EXT-SRV-ATTR:instance_name"] == "instance-%08x" % rows[0][1]
 
 
+def test_lock_and_unlock_reach_the_row_and_the_read_path():
+    with pg_schema() as schema, serve("--database", _dsn(), "--db-schema", schema,
+                                      "--sim-step", "0.03") as srv:
+        status, _, body = srv.create(name="lockable")
+        assert status == 202
+        uuid = body["server"]["id"]
+        srv.wait_status(uuid, "ACTIVE")
+        act = lambda body, **kw: srv.call("POST", "/v2.1/servers/%s/action" % uuid, body, **kw)  # noqa
+        rename = lambda name: srv.call("PUT", "/v2.1/servers/" + uuid,  # noqa
+                                       {"server": {"name": name}})[0]
+        row = lambda: pg_rows(schema, "SELECT version, (record->>'version')::bigint,"  # noqa
+                                      " record->'locked', record->>'locked_reason'"
+                                      " FROM servers WHERE uuid = %s", (uuid,))[0]
+        # After a command the row and the store hold the same version (no cell update since):
+        # the one a lock reads, and which its row must outrank.
+        assert rename("a") == 200
+        before = row()
+        assert act({"lock": {"locked_reason": "maintenance"}}, mv="2.73")[0] == 202
+        locked = row()
+        assert locked[0] > before[0] and locked[1] == locked[0]
+        assert locked[2:] == (True, "maintenance")
+        shown = srv.show(uuid, mv="2.73")
+        assert shown["locked"] is True and shown["locked_reason"] == "maintenance"
+        shown = srv.show(uuid, mv="2.9")
+        assert shown["locked"] is True and "locked_reason" not in shown
+        assert "locked" not in srv.show(uuid, mv="2.8")
+        assert rename("b") == 200
+        before = row()
+        assert act({"unlock": None}, mv="2.73")[0] == 202
+        unlocked = row()
+        assert unlocked[0] > before[0] and unlocked[2:] == (False, None)
+        shown = srv.show(uuid, mv="2.73")
+        assert shown["locked"] is False and shown["locked_reason"] is None
+        assert srv.show(uuid, mv="2.9")["locked"] is False
+        # locked twice in a row (the second a no-op for the owner), then by an admin
+        assert act({"lock": None})[0] == 202
+        first = row()
+        assert first[2] is True
+        assert act({"lock": None}, token="admin:admin")[0] == 202
+        assert row()[0] > first[0] and row()[2] is True
+
+
 def test_kill_9_between_commit_and_store_write_is_recovered():
     fault = tempfile.NamedTemporaryFile("w", delete=False, suffix=".fault")
     fault.write("after_db_commit")

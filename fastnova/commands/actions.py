@@ -119,18 +119,10 @@ async def _unlock(rt, txn, ctx, minor, links, rec, body):
 
 
 async def _set_lock(rt, rec, changes, by):
-    """Lock state is API-only (no cast); who locked it is kept beside the record."""
-    key = META_LOCKED_BY + rec["id"].encode()
-    if rt.db is not None:
-        await rt.db.save_server(dict(rec, **changes), None)
-
-    def write(b):
-        common.unchanged({})(b, rec["id"])
-        cur = b.get_record(rec["id"])
-        b.patch_server(rec["id"], common.next_version(cur["version"]),
-                       dict(changes, updated_at=common.now()))
-        b.set_meta(key, by or b"")
-    await rt.write(write)
+    """Lock state is API-only (no cast); who locked it is kept beside the record.  The common
+    path gives the row a new version: the upsert is guarded by version, so a row sent with the
+    version the command read would be left as it was."""
+    await common.change(rt, rec, changes, meta={META_LOCKED_BY + rec["id"].encode(): by or b""})
 
 
 async def _resize(rt, txn, ctx, minor, links, rec, body):
