@@ -232,8 +232,11 @@ class RoundTripProxy:
                     if side == "c" and state["last"] != "c":
                         self.turns += 1
                     state["last"] = side
+                    seen = self.statements
                     if side == "c":
                         self._parse(state, data)
+                    if self._hold(state, side, dst, data, self.statements > seen):
+                        continue
                 dst.sendall(data)
         except OSError:
             pass
@@ -241,6 +244,10 @@ class RoundTripProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+
+    def _hold(self, state, side, dst, data, statement) -> bool:
+        """Keep ``data`` back instead of sending it (HoldingProxy); called under the lock."""
+        return False
 
     def _parse(self, state, data):
         """Count the statements in the client's stream of PostgreSQL protocol messages."""
@@ -270,3 +277,43 @@ class RoundTripProxy:
     def dsn(self, dsn=PG_DSN):
         out = dsn.replace("127.0.0.1:5432", "127.0.0.1:%d" % self.port)
         return out + ("&" if "?" in out else "?") + "sslmode=disable"
+
+
+class HoldingProxy(RoundTripProxy):
+    """A RoundTripProxy that can hold back the answer to one statement: once ``arm()``ed, the
+    next statement reaches PostgreSQL (which runs and commits it) but its answer waits in the
+    proxy until ``release()``, so the test can act between a command's database commit and what
+    the command does next.  One held statement at a time."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.armed = False
+        self.holding = None           # the held connection's state: its "held" answers
+        self.cond = threading.Condition(self.lock)
+
+    def arm(self):
+        with self.lock:
+            self.armed, self.holding = True, None
+
+    def wait_held(self, timeout=10.0):
+        """Until the statement's answer is held: it has run (and, in autocommit, committed)."""
+        with self.cond:
+            assert self.cond.wait_for(lambda: self.holding is not None and
+                                      self.holding.get("held"), timeout), "no statement came"
+
+    def release(self):
+        with self.lock:
+            for dst, data in self.holding.pop("held"):
+                dst.sendall(data)
+
+    def _hold(self, state, side, dst, data, statement) -> bool:
+        if side == "c" and statement and self.armed:
+            self.armed = False
+            state["held"] = []
+            self.holding = state
+            self.cond.notify_all()
+        elif side == "s" and "held" in state:
+            state["held"].append((dst, data))
+            self.cond.notify_all()
+            return True
+        return False

@@ -8,11 +8,14 @@ quota -> at most one PostgreSQL round trip -> one group-committed store write (r
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import time
 
 import orjson
 
 from fastnova.api import errors
+
+LOG = logging.getLogger("fastnova.commands")
 
 # nova's vm_states / task_states that the commands check (nova/compute/vm_states.py, task_states.py)
 ACTIVE, BUILDING, PAUSED, SUSPENDED, STOPPED = "active", "building", "paused", "suspended", "stopped"
@@ -156,8 +159,10 @@ async def change(rt, rec: dict, changes: dict, cast: tuple | None = None,
     cast and a forwarder, the two overlapped: fastnova.commands.runtime.write_with_db).
 
     ``cast`` is (nova RPC method, args).  ``expected`` are fields that must still hold at write
-    time (else 409).  ``delete`` removes the server at once (nova's local delete of a server no
-    cell has yet).  Returns the record as written.
+    time (else 409; on the serial path the row has committed by then: ``outrank`` and
+    ``retract`` see that the refused change is never carried out).  ``delete`` removes the
+    server at once (nova's local delete of a server no cell has yet).  Returns the record as
+    written.
     """
     from fastnova import outbox
     uuid = rec["id"]
@@ -172,15 +177,27 @@ async def change(rt, rec: dict, changes: dict, cast: tuple | None = None,
     if cast is not None:
         cast_doc = outbox.make_cast(cast[0], new, cast[1], rt.cfg.api_host)
     overlap = cast_doc is not None and rt.overlapped
-    if rt.db is not None and not overlap:
+    row_first = rt.db is not None and not overlap
+    if row_first:
         await rt.db.save_server(new, cast_doc)
         runtime_fault("after_db_commit")
     recheck = unchanged(expected or {})
     keys = []
+    refused = []
 
     def write(b):
         keys.clear()            # a group retried one by one runs this again
-        cur = recheck(b, uuid)
+        refused.clear()
+        try:
+            cur = recheck(b, uuid)
+        except errors.ApiError:
+            if not row_first:
+                raise
+            cur = b.get_record(uuid)
+            if cur is not None and cur.get("version") == new["version"]:
+                return cur      # the recovery pass carried the command out (a slow write)
+            refused.append(outrank(b, uuid, new["version"]))   # final with the refusal
+            raise
         version = max(new["version"], cur.get("version", 0) + 1)
         if delete:
             b.delete_server(uuid, version, when)
@@ -196,7 +213,12 @@ async def change(rt, rec: dict, changes: dict, cast: tuple | None = None,
             keys.append(outbox.append(b, cast_doc))
         return done
     if not overlap:
-        return await rt.write(write)
+        try:
+            return await rt.write(write)
+        except errors.ApiError:
+            if refused:
+                await retract(rt, refused[0], new["version"])
+            raise
     cast_doc["db_version"] = new["version"]
 
     def undo(b, done) -> bool:
@@ -209,3 +231,34 @@ async def change(rt, rec: dict, changes: dict, cast: tuple | None = None,
             b.upsert_server(dict(rec, version=done["version"] + 1))
         return True
     return await rt.write_with_db(write, lambda: rt.db.save_server(new, cast_doc), undo)
+
+
+def outrank(b, uuid: str, version: int) -> dict | None:
+    """The store's record of ``uuid`` raised to ``version`` if below it, otherwise unchanged.
+
+    A command refused by its recheck after its row committed (the serial path) leaves a row of
+    that version which the store will never have; fastnova.db.recover writes a row into the
+    store only when it is newer than the store's record, so this makes the refusal final in the
+    transaction that decided it (a worker killed before ``retract`` leaves nothing to redo).
+    A tombstone stays one.  Returns the record as it now stands."""
+    cur = b.get_record(uuid)
+    if cur is not None and cur.get("version", 0) >= version:
+        return cur
+    if cur is None or cur.get("deleted"):
+        b.delete_server(uuid, version, cur.get("deleted_at") if cur else None)
+    else:
+        b.patch_server(uuid, version, {})
+    return b.get_record(uuid)
+
+
+async def retract(rt, held: dict | None, version: int):
+    """Put the store's record back in the row a refused command wrote (``version``), so the
+    row shows no change the server never had and no pending cast.  Failure is only logged: the
+    store already outranks the row (``outrank``) and the next command replaces it."""
+    if held is None or "project_id" not in held:
+        return
+    try:
+        await rt.db.retract_server(held, version)
+    except Exception as exc:
+        LOG.warning("could not take back the row of a refused command on %s (%s); the store "
+                    "outranks it, so recovery leaves it alone", held["id"], exc)

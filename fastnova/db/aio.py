@@ -9,7 +9,8 @@ which the tests count at the socket.
 Each command sends ONE statement (counted in ``statements``):
   create   INSERT ... VALUES (...), (...) RETURNING uuid, seq       (all min/max_count rows)
   others   INSERT ... ON CONFLICT (uuid) DO UPDATE ... WHERE older  (an upsert guarded by version)
-A small pool lets a worker's commands overlap their round trips.
+A small pool lets a worker's commands overlap their round trips.  Only a command that its store
+recheck refuses after its row committed sends a second statement (``retract_server``).
 
 Sequence numbers (nova's ``instances.id``, which names the instance) come from the table's
 sequence.  So that a create can write its store record before its row exists (its database commit
@@ -45,6 +46,9 @@ _UPSERT_TAIL = (
     " pending_cast = EXCLUDED.pending_cast, api_host = EXCLUDED.api_host,"
     " changed_at = clock_timestamp() WHERE servers.version < EXCLUDED.version")
 _UPSERT = _UPSERT_HEAD + _COLUMNS + ") VALUES " + _VALUES + _UPSERT_TAIL
+_RETRACT = ("UPDATE servers SET version = %s, vm_state = %s, task_state = %s, deleted = %s,"
+            " record = %s::jsonb, pending_cast = NULL, changed_at = clock_timestamp()"
+            " WHERE uuid = %s AND version = %s")
 
 
 def _row(rec: dict, cast: dict | None, api_host: str | None) -> tuple:
@@ -226,6 +230,14 @@ class AsyncDatabase:
     async def save_server(self, record: dict, cast: dict | None) -> None:
         host = cast.get("api_host") if cast else None
         await self.fetch(_UPSERT, _row(record, cast, host))
+
+    async def retract_server(self, record: dict, refused: int) -> None:
+        """The row a refused command wrote (version ``refused``) takes the store's ``record``
+        (whose version is at least ``refused``) and loses its pending cast; a row some later
+        command has written since is left alone.  Only on the refusal path."""
+        await self.fetch(_RETRACT, (record["version"], record.get("vm_state"),
+                                    record.get("task_state"), bool(record.get("deleted")),
+                                    orjson.dumps(record).decode(), record["id"], refused))
 
 
 def _ready(fut):

@@ -9,6 +9,10 @@ flight is left alone), whose version is above the store's, and writes record + c
 in one transaction: the command completes as if it had not been interrupted.  A cast queued
 twice (the pass raced a slow command) is harmless: cells ignore a version they have seen.
 
+A command whose store recheck refused it after its row committed (409: the server moved on)
+leaves a row this pass must not carry out: the refusing transaction raises the store's record to
+the row's version (fastnova.commands.common.outrank), so the version test below skips it.
+
 The other direction (a command whose store write is durable but whose row is not: it overlapped
 the two and its worker died first) is the forwarder's (fastnova.forwarder.DbGate): it writes
 the row from the outbox entry before the cast goes.
