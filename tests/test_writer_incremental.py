@@ -286,3 +286,39 @@ def test_histories_store_the_bytes_of_a_full_render(tmp_path_factory, ops, cache
     finally:
         writer.close()
         full.close()
+
+
+def _index_impls():
+    from fastnova.store import writer
+    return [pytest.param(writer.index_entries_pure, id="pure"),
+            pytest.param(getattr(_render, "index_entries", None), id="compiled",
+                         marks=pytest.mark.skipif(_render is None, reason="not built"))]
+
+
+@pytest.mark.parametrize("entries", _index_impls())
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(records(), st.datetimes(min_value=__import__("datetime").datetime(1970, 1, 1)))
+def test_index_entries_twins_agree(entries, rec, when):
+    from fastnova.store.writer import index_entries_pure
+    rec["updated_at"] = when.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    assert entries(rec) == index_entries_pure(rec)
+
+
+@pytest.mark.parametrize("entries", _index_impls())
+@pytest.mark.parametrize("created", [
+    "2024-02-29T23:59:59.999999", "1970-01-01T00:00:00.000000", "2026-01-02T03:04:05",
+    "2100-12-31T00:00:00.000001", "2023-02-29T00:00:00.000000", "1969-12-31T23:59:59.000000",
+    "2026-13-01T00:00:00.000000", "2026-01-01T24:00:00.000000", "2026-01-01 00:00:00.000000",
+    "２026-01-01T00:00:00.000000"])
+def test_index_entries_twins_agree_on_odd_times(entries, created):
+    from fastnova.store.writer import index_entries_pure
+    rec = normalize({"id": UUIDS[0], "project_id": "p", "user_id": "u", "flavor": {"id": 1},
+                     "created_at": "2026-01-01T00:00:00.000000"})
+    rec["created_at"] = created
+    try:
+        want = index_entries_pure(rec)
+    except Exception as exc:  # the compiled one must fail the same way
+        with pytest.raises(type(exc)):
+            entries(rec)
+    else:
+        assert entries(rec) == want

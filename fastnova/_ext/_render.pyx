@@ -46,24 +46,29 @@ cdef unsigned char _byte(object value) except? 0:
 
 cdef Py_ssize_t _gate_index(Chunks* c, object gate) except -1:
     """The index of ``gate`` among the gates seen so far, adding it if new.  Gates are the
-    module constants of fastnova.views.servers, so identity answers almost every lookup."""
+    module constants of fastnova.views.servers, so identity answers most lookups; the others
+    compare their three bytes (an equal tuple is the same gate, as in the twin's dicts)."""
     cdef Py_ssize_t i
     cdef PyObject* ptr = <PyObject*>gate
+    cdef unsigned char lo, hi, mask
     for i in range(c.ngates):
         if c.gate[i] == ptr:
             return i
+    if type(gate) is not tuple or len(<tuple>gate) != 3:
+        raise TypeError("a gate is a (min, max, mask) tuple")
+    lo = _byte((<tuple>gate)[0])
+    hi = _byte((<tuple>gate)[1])
+    mask = _byte((<tuple>gate)[2])
     for i in range(c.ngates):
-        if <object>c.gate[i] == gate:
+        if c.lo[i] == lo and c.hi[i] == hi and c.mask[i] == mask:
             return i
     if c.ngates == MAX_GATES:
         raise ValueError("more than %d gates" % MAX_GATES)
-    if type(gate) is not tuple or len(<tuple>gate) != 3:
-        raise TypeError("a gate is a (min, max, mask) tuple")
     i = c.ngates
     c.gate[i] = ptr
-    c.lo[i] = _byte((<tuple>gate)[0])
-    c.hi[i] = _byte((<tuple>gate)[1])
-    c.mask[i] = _byte((<tuple>gate)[2])
+    c.lo[i] = lo
+    c.hi[i] = hi
+    c.mask[i] = mask
     c.nraw[i] = c.nmembers[i] = c.size[i] = 0
     c.ngates += 1
     return i
@@ -71,12 +76,14 @@ cdef Py_ssize_t _gate_index(Chunks* c, object gate) except -1:
 
 cdef int _collect(Chunks* c, tuple parts) except -1:
     cdef object part, item, data
-    cdef Py_ssize_t g, n
+    cdef Py_ssize_t g, n, p, k
     cdef bint raw
-    for part in parts:
+    for p in range(len(parts)):
+        part = parts[p]
         if type(part) is not tuple:
             raise TypeError("a rendered part is a tuple")
-        for item in <tuple>part:
+        for k in range(len(<tuple>part)):
+            item = (<tuple>part)[k]
             if type(item) is not tuple or len(<tuple>item) != 3:
                 raise TypeError("a part's chunk is a (gate, raw, bytes) tuple")
             data = (<tuple>item)[2]
@@ -85,7 +92,7 @@ cdef int _collect(Chunks* c, tuple parts) except -1:
             if c.nchunks == MAX_CHUNKS:
                 raise ValueError("more than %d chunks" % MAX_CHUNKS)
             g = _gate_index(c, (<tuple>item)[0])
-            raw = bool((<tuple>item)[1])
+            raw = (<tuple>item)[1] is True or bool((<tuple>item)[1])
             n = c.nchunks
             c.chunk_gate[n] = g
             c.chunk_raw[n] = raw
@@ -181,3 +188,107 @@ def pack_parts(str project_id, tuple parts, bint deleted=False):
     for i in range(c.ngates):
         out = _piece(&c, c.order[i], out)
     return blob
+
+
+# -- index entries -----------------------------------------------------------------------------
+
+from fastnova.query.row import micros as _micros_py
+from fastnova.store import layout as _L
+
+cdef bytes _DB_INDEX = _L.DB_INDEX
+cdef bytes _DB_BY_CHANGED = _L.DB_BY_CHANGED
+cdef bytes _DB_BY_NAME = _L.DB_BY_NAME
+cdef bytes _PART_LIVE = _L.PART_LIVE
+cdef bytes _PART_DELETED = _L.PART_DELETED
+cdef bytes _PART_STATE = _L.PART_STATE
+cdef bytes _PART_TAG = _L.PART_TAG
+cdef bytes _ALL_SCOPE = _L.ALL_SCOPE
+cdef Py_ssize_t _NAME_KEY_MAX = _L.NAME_KEY_MAX
+_name_collate = _L.name_collate
+
+
+cdef inline int _num(const char* s, int n) noexcept:
+    """The value of n ASCII digits, or -1."""
+    cdef int v = 0, i, digit
+    for i in range(n):
+        digit = <unsigned char>s[i] - 48      # '0'
+        if digit < 0 or digit > 9:
+            return -1
+        v = v * 10 + digit
+    return v
+
+
+cdef inline long long _days_from_civil(long long y, int m, int d) noexcept:
+    # Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+    cdef long long era, yoe, doy, doe
+    if m <= 2:
+        y -= 1
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+cdef inline int _month_days(int y, int m) noexcept:
+    if m == 2:
+        return 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28
+    return 30 if m == 4 or m == 6 or m == 9 or m == 11 else 31
+
+
+cdef bytes _micros8(object value):
+    """``micros_bytes(micros(value))`` (fastnova.store.layout, fastnova.query.row).  A canonical
+    time is read here; anything else (or an error) goes the Python way."""
+    cdef bytes text
+    cdef const char* s
+    cdef int y, mo, d, h, mi, se, us
+    cdef long long micros
+    cdef char out[8]
+    cdef int i
+    if type(value) is str and len(<str>value) == 26 and (<str>value).isascii():
+        text = (<str>value).encode("ascii")
+        s = text
+        if (s[4] == 45 and s[7] == 45 and s[10] == 84 and s[13] == 58     # - - T :
+                and s[16] == 58 and s[19] == 46):                              # : .
+            y, mo, d = _num(s, 4), _num(s + 5, 2), _num(s + 8, 2)
+            h, mi, se, us = _num(s + 11, 2), _num(s + 14, 2), _num(s + 17, 2), _num(s + 20, 6)
+            if (y >= 1970 and 1 <= mo <= 12 and 1 <= d <= _month_days(y, mo) and 0 <= h < 24
+                    and 0 <= mi < 60 and 0 <= se < 60 and us >= 0):
+                micros = ((_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se)
+                          * 1000000 + us)
+                for i in range(8):
+                    out[7 - i] = <char>((micros >> (8 * i)) & 0xff)
+                return PyBytes_FromStringAndSize(out, 8)
+    return _micros_py(value).to_bytes(8, "big")
+
+
+def index_entries(dict rec):
+    """Twin of fastnova.store.writer.index_entries_pure: every index entry of a record,
+    {(db name, key): (value, count key or None)}."""
+    cdef bytes uuid = rec["id"].encode()
+    cdef object created_at = rec["created_at"]
+    cdef bytes created = _micros8(created_at)
+    cdef bytes updated = _micros8(rec.get("updated_at") or created_at)
+    cdef bytes vm_state = (rec.get("vm_state") or "").encode()
+    cdef bint deleted = bool(rec.get("deleted"))
+    cdef list parts
+    cdef bytes state, head, prefix, part, name = None
+    cdef dict out = {}
+    cdef object scope
+    if deleted:
+        parts = [_PART_DELETED]
+    else:
+        parts = [_PART_LIVE, _PART_STATE + vm_state]
+        for tag in sorted({t.lower().encode() for t in rec.get("tags") or ()}):
+            parts.append(_PART_TAG + tag)
+        name = _name_collate(rec.get("name")).encode()[:_NAME_KEY_MAX]
+    state = (b"d" if deleted else b"l") + created + vm_state
+    for scope in (_ALL_SCOPE, rec["project_id"].encode()):
+        head = <bytes>scope + b"\x00"
+        for part in parts:
+            prefix = head + part + b"\x00"
+            out[(_DB_INDEX, prefix + created + uuid)] = (updated, prefix)
+        out[(_DB_BY_CHANGED, head + updated + uuid)] = (state, None)
+        if name is not None:
+            out[(_DB_BY_NAME, head + name + b"\x00" + uuid)] = (vm_state, None)
+    return out

@@ -295,8 +295,9 @@ class Batch:
 # unindexing the old version removes exactly what indexing it added (same transaction, no stale
 # entries).
 
-def index_entries(rec: dict) -> dict:
-    """{(db name, key): (value, count key or None)} of every index entry of a record."""
+def index_entries_pure(rec: dict) -> dict:
+    """{(db name, key): (value, count key or None)} of every index entry of a record; twin of
+    fastnova/_ext/_render.pyx ``index_entries``."""
     uuid = rec["id"].encode()
     created = L.micros_bytes(qrow.micros(rec["created_at"]))
     updated = L.micros_bytes(qrow.micros(rec.get("updated_at") or rec["created_at"]))
@@ -322,3 +323,13 @@ def index_entries(rec: dict) -> dict:
         if name is not None:
             out[(L.DB_BY_NAME, head + name + b"\x00" + uuid)] = (vm_state, None)
     return out
+
+
+# FASTNOVA_PURE=1 selects the twin; FASTNOVA_REQUIRE_EXT=1 makes a missing build an error.
+index_entries = index_entries_pure
+if os.environ.get("FASTNOVA_PURE") != "1":
+    try:
+        from fastnova._ext._render import index_entries  # noqa: F811
+    except ImportError:
+        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
+            raise

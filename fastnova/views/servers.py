@@ -335,11 +335,30 @@ def render_parts(rec: dict) -> tuple:
     return tuple([fn(rec) for fn in _FUNCS])
 
 
-def rerender_parts(parts: tuple, rec: dict, changed) -> tuple:
+def rerender_parts(parts: tuple, rec: dict, changed: frozenset) -> tuple:
     """The parts of ``rec``, given ``parts`` of a record that differs from it only in the
-    fields ``changed`` (a set): parts that read none of them are kept as they are."""
-    return tuple([part if fields.isdisjoint(changed) else fn(rec)
-                  for fn, fields, part in zip(_FUNCS, _FIELDS, parts)])
+    fields ``changed``: parts that read none of them are kept as they are."""
+    if type(changed) is not frozenset:
+        changed = frozenset(changed)
+    stale = _STALE.get(changed)
+    if stale is None:
+        stale = _stale(changed)
+    out = list(parts)
+    for index in stale:
+        out[index] = _FUNCS[index](rec)
+    return tuple(out)
+
+
+# changed fields -> indexes of the parts that read them.  A feed sends a handful of shapes of
+# patch (state changes, progress, addresses), so this stays small; it is bounded all the same.
+_STALE: dict = {}
+
+
+def _stale(changed: frozenset) -> tuple:
+    stale = tuple(i for i, fields in enumerate(_FIELDS) if not fields.isdisjoint(changed))
+    if len(_STALE) < 4096:
+        _STALE[changed] = stale
+    return stale
 
 
 def assemble(parts: tuple) -> list[tuple[int, int, int, bytes]]:
