@@ -58,9 +58,12 @@ def _add_run(p):
                         "amqp_durable_queues is set (RabbitMQ refuses a mismatched declare)")
     p.add_argument("--segment-bytes", type=int, default=None,
                    help="journal segment size before rotation (default 64 MiB)")
+    p.add_argument("--apply-interval", type=float, default=None,
+                   help="seconds between store commits under a light load, at least "
+                        "(default %s)" % service.Options.apply_interval)
     p.add_argument("--render-cache", type=int, default=None,
                    help="recently written servers whose rendering a patch reuses "
-                        "(default 100000, ~%d KB each; 0: none)" % 3)
+                        "(default 20000, ~10 KB each; 0: none)")
     p.add_argument("--log-level", default="INFO")
 
 

@@ -63,8 +63,11 @@ class Options:
     batch_interval: float = Tuning.batch_interval
     backoff_max: float = Tuning.backoff_max
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
-    apply_batch: int = 20000
-    render_cache: int = 100_000       # servers whose rendering a patch can reuse (StoreWriter)
+    apply_batch: int = 20000          # updates per store transaction, at most
+    apply_interval: float = 0.0       # seconds between store commits, at least (ApplierThread)
+    # Servers whose rendering a patch can reuse (StoreWriter): ~10 KB each (tracemalloc, the
+    # bench's records), so 20,000 hold ~200 MB.
+    render_cache: int = 20_000
     decoder: str = ""                 # "" (contract v1) or "nova" (versioned notifications)
     binding_key: str = "#"            # nova: "versioned_notifications.*" (.info and .error)
     exchange_durable: bool = True     # nova: False unless amqp_durable_queues is set
@@ -172,7 +175,8 @@ class FeedService:
         opts = self.opts
         self.ioloop = IOLoop()
         self.thread = ApplierThread(self.applier, self._on_store_failure,
-                                    max_batch=opts.apply_batch)
+                                    max_batch=opts.apply_batch,
+                                    min_interval=opts.apply_interval)
         tuning = Tuning(prefetch=opts.prefetch, batch_size=opts.batch_size,
                         batch_interval=opts.batch_interval, backoff_max=opts.backoff_max)
         topology = Topology(exchange=opts.exchange, queue=opts.queue,
