@@ -24,6 +24,7 @@ import argparse
 import os
 import platform
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -77,7 +78,7 @@ def throughput(args, per_message):
         updates = workload(args.updates, random.Random(1))
         prefill(names, updates, per_message)
         messages = (len(updates) + per_message - 1) // per_message
-        proc = FeedProcess(data, names, "--log-level", "WARNING", *args.feed_arg).start()
+        proc = FeedProcess(data, names, "--log-level", "INFO", *args.feed_arg).start()
         store = Store(data)
         # Timed from the first applied batch, so process start-up is not counted.
         first = wait_for(lambda: store.position(), timeout=60, interval=0.002)
@@ -85,7 +86,10 @@ def throughput(args, per_message):
         wait_for(lambda: store.position() >= messages, timeout=600, interval=0.01)
         elapsed = time.perf_counter() - t0
         assert proc.stop() == 0
-        return (messages - first) * per_message / elapsed, messages
+        found = re.search(r"(\d+) updates changed the store, (\d+) ignored, in (\d+) store "
+                          r"transactions", proc.output())
+        per_txn = (int(found[1]) + int(found[2])) / max(1, int(found[3])) if found else 0.0
+        return (messages - first) * per_message / elapsed, messages, per_txn
     finally:
         names.cleanup()
         shutil.rmtree(data, ignore_errors=True)
@@ -325,9 +329,9 @@ def main():
     print("stage  StoreWriter apply (20%% creates, 80%% patches, 10,000 a txn): %8.0f updates/s"
           % stage_apply())
     for per in (1, args.per_message):
-        rate, messages = throughput(args, per)
-        print("feed   %d updates in %d messages (%d/message), durable:   %8.0f updates/s"
-              % (args.updates, messages, per, rate))
+        rate, messages, per_txn = throughput(args, per)
+        print("feed   %d updates in %d messages (%d/message), durable:   %8.0f updates/s  "
+              "(%.0f updates per store transaction)" % (args.updates, messages, per, rate, per_txn))
     if TWO_CORES:
         print("pinning: read probe on core %d; feed process, publisher, watcher and the disk's "
               "interrupts on core %d; "

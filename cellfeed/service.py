@@ -209,7 +209,10 @@ class FeedService:
             LOG.critical("cellfeed: the applier did not finish within 60 s")
             return EXIT_IOERR
         self.journal.trim(self.applier.stats.position)
-        LOG.info("cellfeed: stopped; applied position %d", self.applier.stats.position)
+        stats = self.applier.stats
+        LOG.info("cellfeed: stopped; applied position %d (%d updates changed the store, %d "
+                 "ignored, in %d store transactions)", stats.position, stats.applied,
+                 stats.ignored, stats.batches)
         return EXIT_OK
 
     def _on_store_failure(self, exc: BaseException):
