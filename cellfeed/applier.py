@@ -12,6 +12,7 @@ import threading
 import time
 
 from cellfeed import contract as C
+from fastnova.store.layout import StoreSuperseded
 
 LOG = logging.getLogger(__name__)
 
@@ -57,12 +58,30 @@ class Applier:
             return
         try:
             self._apply_batch(entries)
+        except StoreSuperseded as exc:
+            self._follow_swap(exc, entries[0][0])
+            self.apply(entries)
         except DATA_ERRORS:
             # Validation should make this impossible, so it is a bug in the feed or the store.
             # Redo the batch one entry per transaction: the entries before the bad one are
             # applied, and the error names the bad one exactly.
             for entry in entries:
                 self._apply_alone(entry)
+
+    def _follow_swap(self, exc, first_lsn: int):
+        """An import swapped the store out (nothing of the refused batch was written): reopen
+        the new one.  The swap carried the feed's position over under the write lock, so it is
+        where the old store stood, right before this batch; if it is not, entries would be
+        missing in between, and a restart (which replays the journal from the store's position)
+        is the safe way on."""
+        self.writer = self.writer.reopen()
+        position = self.read_position()
+        LOG.warning("cellfeed: %s; reopened the store at feed position %d", exc, position)
+        if position < first_lsn - 1:
+            raise ApplyError("the new store's feed position %d is before %d, the entry before "
+                             "this batch; restart cellfeed to replay the journal from there"
+                             % (position, first_lsn - 1))
+        self.stats.position = position
 
     def _apply_batch(self, entries):
         changed = ignored = 0

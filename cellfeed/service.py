@@ -241,7 +241,9 @@ class FeedService:
         return lambda: [signal.signal(sig, old) for sig, old in previous.items()]
 
     def _close(self):
-        for closer in (self.journal, self.writer):
+        # The applier's writer differs from the one opened here once it followed an import.
+        writer = self.applier.writer if self.applier is not None else self.writer
+        for closer in (self.journal, writer):
             if closer is not None:
                 try:
                     closer.close()

@@ -158,3 +158,57 @@ def test_reconcile_repairs_drift(nova, tmp_path):
     app.reader.close()
     again = reconcile_once(nova.url("api"), nova.cell_urls(), data)
     assert (again.added, again.updated, again.deleted) == (0, 0, 0)
+
+
+def test_writer_refuses_a_superseded_store(tmp_path):
+    from fastnova.store import layout as L
+    data = str(tmp_path)
+    w = StoreWriter(data)
+    with w.env.begin(write=True) as txn:
+        txn.put(L.META_SUPERSEDED, b"gen-2", db=w.dbs[L.DB_META])
+    with pytest.raises(L.StoreSuperseded, match="gen-2"):
+        with w.batch() as b:
+            b.set_meta(b"x", b"1")
+    with w.env.begin() as txn:
+        assert txn.get(b"x", db=w.dbs[L.DB_META]) is None       # nothing was written
+    w.close()
+
+
+def test_cellfeed_follows_an_import_swap(nova, tmp_path):
+    """cellfeed's applier, writing while an import swaps the store out, reopens the new store
+    and applies there: nothing it applies after the swap is lost in the superseded one."""
+    from cellfeed import contract
+    from cellfeed.applier import Applier
+    data = str(tmp_path)
+    a = nova.add_instance(display_name="a")
+    import_nova(nova.url("api"), nova.cell_urls(), data, out=QUIET)
+    go_r, go_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                       # the cellfeed process
+        code = 1
+        try:
+            applier = Applier(StoreWriter(data))
+            first = applier.writer
+            with first.batch() as b:
+                version = b.get_record(a["uuid"])["version"]
+            applier.apply([(1, [contract.server_patch(a["uuid"], version + 10,
+                                                      {"name": "before swap"})])])
+            os.write(rep_w, b"1")
+            os.read(go_r, 1)
+            applier.apply([(2, [contract.server_patch(a["uuid"], version + 20,
+                                                      {"name": "after swap"})])])
+            code = 0 if applier.writer is not first and applier.stats.position == 2 else 2
+            applier.writer.close()
+        finally:
+            os._exit(code)
+    assert os.read(rep_r, 1) == b"1"
+    stats = import_nova(nova.url("api"), nova.cell_urls(), data, out=QUIET)
+    assert stats.carried == 1          # "before swap", newer than nova's row, carried over
+    os.write(go_w, b"g")
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    app = App(StoreReader(data))
+    status, body = show(app, a["uuid"])
+    assert status == 200 and body["server"]["name"] == "after swap"
+    app.reader.close()

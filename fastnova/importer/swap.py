@@ -36,7 +36,7 @@ from fastnova.store.writer import StoreWriter, store_path
 
 LOG = logging.getLogger("fastnova.importer")
 
-META_SUPERSEDED = b"superseded_by"
+META_SUPERSEDED = L.META_SUPERSEDED
 META_GENERATION = b"generation"
 # cellfeed's bookkeeping keys (cellfeed.applier), carried into the new store.
 META_FEED_POSITION = b"feed_position"

@@ -80,6 +80,12 @@ ALL_DBS = (DB_SERVERS, DB_RECORDS, DB_QROWS, DB_INDEX, DB_COUNTS, DB_BY_CHANGED,
 SCHEMA_VERSION = 2
 META_SCHEMA = b"schema_version"
 META_SEQ = b"seq"
+# Set in a store an import swapped out (fastnova.importer.swap): its writers must reopen.
+META_SUPERSEDED = b"superseded_by"
+
+
+class StoreSuperseded(RuntimeError):
+    """The store was swapped out by an import; reopen the writer on the same data dir."""
 
 BLOB_FORMAT = 1
 FLAG_DELETED = 0x01

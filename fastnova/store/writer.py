@@ -39,11 +39,16 @@ def open_env(data_dir: str, map_size: int = DEFAULT_MAP_SIZE, readonly: bool = F
                      create=not readonly, subdir=True)
 
 
+StoreSuperseded = L.StoreSuperseded
+
+
 class StoreWriter:
     def __init__(self, data_dir: str, map_size: int = DEFAULT_MAP_SIZE, sync: bool = True,
                  render_cache: int = 0):
         """``render_cache``: how many recently written servers to remember (RenderCache), so
         that a patch re-renders only what it changes; 0 (the default) remembers none."""
+        self.path = store_path(data_dir)
+        self._options = (data_dir, map_size, sync, render_cache)
         self.env = open_env(data_dir, map_size=map_size, sync=sync)
         self.dbs = {name: self.env.open_db(name, create=True) for name in L.ALL_DBS}
         self.cache = RenderCache(render_cache) if render_cache > 0 else None
@@ -57,11 +62,25 @@ class StoreWriter:
 
     @contextlib.contextmanager
     def batch(self):
-        """One write transaction: commits (durably, unless opened with sync=False) on exit."""
+        """One write transaction: commits (durably, unless opened with sync=False) on exit.
+
+        Raises StoreSuperseded, writing nothing, when an import has swapped this store out: what
+        is written to it now would never be read.  The writer must be reopened (the path now
+        holds the new store)."""
         with self.env.begin(write=True) as txn:
+            mark = txn.get(L.META_SUPERSEDED, db=self.dbs[L.DB_META])
+            if mark is not None:
+                raise StoreSuperseded("this store was replaced by import generation %s; reopen "
+                                      "%s" % (mark.decode(errors="replace"), self.path))
             batch = Batch(txn, self.dbs, self.cache)
             yield batch
             batch.flush_counts()
+
+    def reopen(self) -> "StoreWriter":
+        """Close this writer and open the store now at its path (after an import's swap)."""
+        self.close()
+        data_dir, map_size, sync, render_cache = self._options
+        return StoreWriter(data_dir, map_size=map_size, sync=sync, render_cache=render_cache)
 
     def reader_check(self) -> int:
         """Reclaim reader slots of dead processes (the master calls this after reaping)."""
