@@ -10,8 +10,7 @@ import pytest
 
 from fastnova import demo
 from fastnova.api.app import App
-from fastnova.store.reader import StoreReader
-from fastnova.store.writer import StoreWriter
+from tests.test_fastpath import store  # noqa: F401  (the fixture: 12 demo servers, #5 deleted)
 
 try:
     from fastnova._ext._protocol import HttpProtocol
@@ -53,19 +52,6 @@ class Counting(App):
     def handle(self, req):
         self.general += 1
         return super().handle(req)
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("fastproto"))
-    writer = StoreWriter(path, sync=False)
-    demo.fill(writer, 8)
-    with writer.batch() as b:
-        b.delete_server(demo.server(5)["id"], 99)
-    writer.close()
-    reader = StoreReader(path)
-    yield reader
-    reader.close()
 
 
 @pytest.fixture(scope="module")
