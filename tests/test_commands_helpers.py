@@ -317,3 +317,16 @@ class HoldingProxy(RoundTripProxy):
             self.cond.notify_all()
             return True
         return False
+
+
+def outbox_depth(srv) -> int:
+    """Entries waiting in a running server's store outbox (read-only, beside the server)."""
+    import lmdb
+    env = lmdb.open(os.path.join(srv.data_dir, "store"), readonly=True, lock=False,
+                    max_dbs=32)
+    try:
+        db = env.open_db(b"outbox", create=False)
+        with env.begin() as txn:
+            return txn.stat(db)["entries"]
+    finally:
+        env.close()

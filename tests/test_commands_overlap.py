@@ -16,7 +16,7 @@ from fastnova import outbox
 from fastnova.forwarder import DbGate, Options
 from fastnova.store.writer import StoreWriter
 from tests.test_commands_helpers import (AMQP_URL, PG_DSN, Names, needs_broker, needs_pg,
-                                         pg_rows, pg_schema, serve)
+                                         outbox_depth, pg_rows, pg_schema, serve)
 
 pytestmark = needs_pg
 
@@ -106,10 +106,10 @@ def test_a_create_whose_insert_fails_is_withdrawn_from_the_store():
             assert srv.create(name="ok%d" % i)[0] == 202
         _sql(schema, "ALTER TABLE servers ADD CONSTRAINT no_doomed "
                      "CHECK (record->>'name' <> 'doomed')")
-        depth = _depth(srv)
+        depth = outbox_depth(srv)
         status, _, _ = srv.create(name="doomed")
         assert status == 500
-        assert _depth(srv) == depth            # the cast was withdrawn
+        assert outbox_depth(srv) == depth            # the cast was withdrawn
         _, _, listed = srv.call("GET", "/v2.1/servers")
         shown = {s["name"] for s in listed["servers"]}
         assert {"ok0", "ok1"} <= shown and "doomed" not in shown
@@ -165,15 +165,4 @@ def _casts(names, want, timeout=15.0):
     conn.close()
     return casts
 
-
-def _depth(srv):
-    import lmdb
-    env = lmdb.open(os.path.join(srv.data_dir, "store"), readonly=True, lock=False,
-                    max_dbs=32)
-    try:
-        db = env.open_db(b"outbox", create=False)
-        with env.begin() as txn:
-            return txn.stat(db)["entries"]
-    finally:
-        env.close()
 

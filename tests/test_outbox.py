@@ -9,22 +9,10 @@ import time
 
 import pika
 
-from tests.test_commands_helpers import AMQP_URL, Names, needs_broker, serve
+from tests.test_commands_helpers import AMQP_URL, Names, needs_broker, outbox_depth, serve
 from tests.server import children_of
 
 pytestmark = needs_broker
-
-
-def _depth(srv):
-    import lmdb
-    env = lmdb.open(os.path.join(srv.data_dir, "store"), readonly=True, lock=False,
-                    max_dbs=32)
-    try:
-        db = env.open_db(b"outbox", create=False)
-        with env.begin() as txn:
-            return txn.stat(db)["entries"]
-    finally:
-        env.close()
 
 
 def _free_port():
@@ -43,7 +31,7 @@ def test_broker_down_commands_succeed_until_the_bound_then_503():
         status, _, body = srv.create(name="over")
         assert status == 503
         assert body["serviceUnavailable"]["code"] == 503
-        assert _depth(srv) == 3
+        assert outbox_depth(srv) == 3
         assert srv.call("GET", "/v2.1/servers")[0] == 200       # reads are unaffected
 
 
@@ -55,10 +43,10 @@ def test_forwarder_delivers_after_the_broker_returns_and_survives_kill_9():
             os.kill(forwarder, signal.SIGSTOP)           # the broker "away" for the forwarder
             for i in range(5):
                 assert srv.create(name="f%d" % i)[0] == 202
-            assert _depth(srv) == 5
+            assert outbox_depth(srv) == 5
             os.kill(forwarder, signal.SIGKILL)           # killed while holding nothing
             deadline = time.monotonic() + 20
-            while _depth(srv):                           # the restarted forwarder drains it
+            while outbox_depth(srv):                           # the restarted forwarder drains it
                 assert time.monotonic() < deadline, srv.log()[-3000:]
                 time.sleep(0.1)
             conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))

@@ -11,11 +11,9 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.ref cimport PyObject
 from libc.string cimport memcpy
 
+from fastnova._ext._speedups cimport BLOB_FORMAT, FLAG_DELETED, HEAD, PIECE_HEAD
+
 cdef enum:
-    BLOB_FORMAT = 1
-    FLAG_DELETED = 1
-    HEAD = 4           # u8 format, u8 flags, u16 project length
-    PIECE_HEAD = 7     # u8 min, u8 max, u8 mask, u32 length
     MAX_GATES = 64
     MAX_CHUNKS = 512
 

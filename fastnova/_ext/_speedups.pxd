@@ -1,5 +1,15 @@
 from libc.stdint cimport uint8_t, uint16_t
 
+# The view blob's binary layout (fastnova/store/layout.py is the contract), shared by the
+# compiled assembler (_speedups) and packer (_render).
+cdef enum:
+    BLOB_FORMAT = 1
+    FLAG_DELETED = 1
+    HEAD = 4           # u8 format, u8 flags, u16 project length
+    PIECE_HEAD = 7     # u8 min, u8 max, u8 mask, u32 length
+    MARK_ROOT = 1
+    MARK_VERSION = 2
+
 
 cdef class _Blob:
     cdef bytes ref

@@ -11,15 +11,6 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.string cimport memchr, memcmp, memcpy
 
-cdef enum:
-    BLOB_FORMAT = 1
-    FLAG_DELETED = 1
-    HEAD = 4           # u8 format, u8 flags, u16 project length
-    PIECE_HEAD = 7     # u8 min, u8 max, u8 mask, u32 length
-    MARK_ROOT = 1
-    MARK_VERSION = 2
-
-
 cdef inline uint16_t _u16(const uint8_t* p) noexcept nogil:
     return p[0] | (p[1] << 8)
 
