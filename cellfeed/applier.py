@@ -85,7 +85,9 @@ class Applier:
 
     def _apply_batch(self, entries):
         changed = ignored = 0
-        with self.writer.batch() as b:
+        # Coalescing: a server patched several times in one batch (a cell reports a build's
+        # steps in a burst) is rendered and indexed once, from its last state.
+        with self.writer.batch(coalesce=True) as b:
             for _lsn, updates in entries:
                 for update in updates:
                     if apply_update(b, update):

@@ -61,8 +61,13 @@ class StoreWriter:
                                    % (found.decode(), L.SCHEMA_VERSION))
 
     @contextlib.contextmanager
-    def batch(self):
+    def batch(self, coalesce: bool = False):
         """One write transaction: commits (durably, unless opened with sync=False) on exit.
+
+        ``coalesce``: a server written several times in the transaction is rendered, indexed
+        and put once, at the end, from its last state (Batch.flush_pending); the stored bytes
+        are those of writing it each time.  For a writer that only goes through the Batch
+        methods (the feed's applier), not through ``txn`` directly.
 
         Raises StoreSuperseded, writing nothing, when an import has swapped this store out: what
         is written to it now would never be read.  The writer must be reopened (the path now
@@ -72,8 +77,9 @@ class StoreWriter:
             if mark is not None:
                 raise StoreSuperseded("this store was replaced by import generation %s; reopen "
                                       "%s" % (mark.decode(errors="replace"), self.path))
-            batch = Batch(txn, self.dbs, self.cache)
+            batch = Batch(txn, self.dbs, self.cache, coalesce)
             yield batch
+            batch.flush_pending()
             batch.flush_counts()
 
     def reopen(self) -> "StoreWriter":
@@ -142,24 +148,46 @@ INDEX_FIELDS = frozenset(("id", "project_id", "created_at", "updated_at", "vm_st
                           "tags", "name"))
 
 
+class Pending:
+    """A server written in a coalescing batch, not yet rendered: what the store held before the
+    batch (``old``, and ``written`` when the cache knew it) and the server's state now."""
+
+    __slots__ = ("old", "written", "rec", "changed")
+
+    def __init__(self, old: dict | None, written: Written | None, rec: dict, changed):
+        self.old = old
+        self.written = written
+        self.rec = rec
+        self.changed = changed      # the fields changed since ``old``; None: any of them
+
+
 class Batch:
     """Operations inside one write transaction.  Each returns whether it changed the store."""
 
-    def __init__(self, txn, dbs, cache: RenderCache | None = None):
+    def __init__(self, txn, dbs, cache: RenderCache | None = None, coalesce: bool = False):
         self.txn = txn
         self.dbs = dbs
         self.cache = cache
         self._records = dbs[L.DB_RECORDS]
         self._deltas: dict[bytes, int] = {}
+        self._pending: dict[bytes, Pending] | None = {} if coalesce else None
 
     # -- reads within the transaction --------------------------------------------------------
 
     def get_record(self, uuid: str) -> dict | None:
-        raw = self.txn.get(uuid.encode(), db=self._records)
+        key = uuid.encode()
+        if self._pending and key in self._pending:
+            return dict(self._pending[key].rec)
+        raw = self.txn.get(key, db=self._records)
         return orjson.loads(raw) if raw is not None else None
 
     def _written(self, key: bytes) -> tuple[dict | None, Written | None]:
-        """The stored record of ``key`` and, when the cache still matches it, what made it."""
+        """The stored record of ``key`` and, when the cache still matches it, what made it.
+        A server pending in this batch gives its current state (and no Written)."""
+        if self._pending:
+            found = self._pending.get(key)
+            if found is not None:
+                return found.rec, None
         raw = self.txn.get(key, db=self._records)
         if raw is None:
             return None, None
@@ -188,7 +216,10 @@ class Batch:
             return False
         if not rec["seq"]:
             rec["seq"] = old["seq"] if old and old.get("seq") else self._next_seq()
-        self._store(key, old, written, rec, render_parts(rec), INDEX_FIELDS)
+        if self._pending is not None:
+            self._defer(key, old, written, rec, None)
+        else:
+            self._store(key, old, written, rec, render_parts(rec), INDEX_FIELDS)
         return True
 
     def patch_server(self, uuid: str, version: int, changes: dict) -> bool:
@@ -201,6 +232,9 @@ class Batch:
         if old is None or old.get("deleted") or version <= old.get("version", 0):
             return False
         new, changed = merge(old, changes, version)
+        if self._pending is not None:
+            self._defer(key, old, written, new, changed)
+            return True
         if written is not None:
             parts = rerender_parts(written.parts, new, changed)
         else:
@@ -225,8 +259,43 @@ class Batch:
                    deleted_at=when, terminated_at=old.get("terminated_at") or when,
                    updated_at=when)
         new = normalize(new)
-        self._store(key, old, written, new, render_parts(new), INDEX_FIELDS)
+        if self._pending is not None:
+            self._defer(key, old, written, new, None)
+        else:
+            self._store(key, old, written, new, render_parts(new), INDEX_FIELDS)
         return True
+
+    # -- coalescing ----------------------------------------------------------------------------
+
+    def _defer(self, key: bytes, old: dict | None, written: Written | None, new: dict, changed):
+        """Note a server's new state; it is rendered and put by flush_pending.  Only the first
+        write of a server in the batch records ``old``/``written``: the store's state before."""
+        found = self._pending.get(key)
+        if found is None:
+            self._pending[key] = Pending(old, written, new, changed)
+            return
+        found.rec = new
+        if found.changed is not None:
+            found.changed = None if changed is None else found.changed | changed
+
+    def flush_pending(self):
+        """Render, index and put every server pending in this batch, once each, as the last
+        of its writes would have: every view part, query row field and index entry is a pure
+        function of the record, so what the earlier writes would have put is either rewritten
+        by the last one or equal to it (tests/test_writer_coalesce.py compares the bytes)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = {}
+        for key, p in pending.items():
+            new, written, changed = p.rec, p.written, p.changed
+            if changed is None:
+                self._store(key, p.old, written, new, render_parts(new), INDEX_FIELDS)
+            elif written is not None:
+                self._store(key, p.old, written, new,
+                            rerender_parts(written.parts, new, changed), changed)
+            else:
+                self._store(key, p.old, None, new, render_parts(new), changed)
 
     def _store(self, key: bytes, old: dict | None, written: Written | None, new: dict,
                parts: tuple, changed):
