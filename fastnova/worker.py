@@ -49,6 +49,7 @@ class Worker:
         self.server = None
         self.loop = None
         self.reader = None
+        self.fast = None
         self.draining = False
         self.master_pid = os.getppid()
         # Timeouts are enforced by a sweep; tick often enough that each fires within ~25%.
@@ -68,6 +69,7 @@ class Worker:
         app = App(self.reader, server_name=self.options.server_name,
                   public_endpoint=self.options.public_endpoint,
                   upstream=Upstream(upstream) if upstream else None)
+        self.fast = app.fast
         self.server = loop.run_until_complete(
             loop.create_server(lambda: _Tracked(app, loop, self.stats, self.limits,
                                                 self.protocols),
@@ -99,6 +101,10 @@ class Worker:
         if os.getppid() != self.master_pid and not self.draining:
             LOG.error("worker %d: master %d is gone; draining", os.getpid(), self.master_pid)
             self.drain()
+        if self.fast is not None:
+            # The fast path holds a store snapshot between requests; let an idle worker drop it
+            # once the store has moved on, so old pages are not pinned for more than a tick.
+            self.fast.release_if_stale()
         now = self.loop.time()
         for proto in list(self.protocols):
             proto.check(now)

@@ -59,9 +59,11 @@ def _requests():
                                       keep_alive=keep)
 
 
-def test_fast_path_is_taken_and_matches_the_general_path(store):
+@pytest.mark.parametrize("mapped", [True, False], ids=["in-place", "py-lmdb"])
+def test_fast_path_is_taken_and_matches_the_general_path(store, mapped):
     app = App(store)
     assert app.fast is not None
+    app.fast = FastShow(app, mapped=mapped)
     taken = 0
     for req in _requests():
         app._handle(req)                  # the general path fills the memos first
@@ -74,6 +76,10 @@ def test_fast_path_is_taken_and_matches_the_general_path(store):
         assert fast.startswith(b"HTTP/1.1 200 OK\r\n")
     # own and foreign servers for admins, own for members, across versions, hosts and keep-alive
     assert taken >= 100
+    if mapped:       # the blobs were read in place, from one snapshot, never through py-lmdb
+        assert app.fast.mapped_reads == (1, 0)
+    else:
+        assert app.fast.mapped_reads is None
 
 
 def test_fast_path_declines_what_it_does_not_answer(store):
@@ -113,3 +119,72 @@ def test_fast_path_follows_a_reader_repointed_at_a_writer(tmp_path):
     _repoint(reader, writer)
     assert _normal(app.fast.answer(req)) == _normal(app._handle(req))
     writer.close()
+
+
+# Another process's writer (LMDB allows one open of an environment per process): one change per
+# line on stdin, "ok" on stdout once it is committed.
+_WRITER = """
+import sys
+from fastnova import demo
+from fastnova.store.writer import StoreWriter
+writer = StoreWriter(sys.argv[1], sync=False)
+for line in sys.stdin:
+    op, arg = line.split()
+    with writer.batch() as b:
+        if op == "rename":
+            doc = demo.server(0)
+            b.upsert_server(dict(doc, name="renamed-" + arg, version=100 + int(arg)))
+        else:
+            b.delete_server(demo.server(int(arg))["id"], 999)
+    print("ok", flush=True)
+writer.close()
+"""
+
+
+def test_fast_path_sees_every_commit_and_lets_go_of_old_snapshots(tmp_path):
+    """Reads in place hold a snapshot between requests; a commit by another process must be
+    visible to the very next request, and an idle worker's tick must release the snapshot."""
+    import subprocess
+    import sys
+
+    writer = StoreWriter(str(tmp_path), sync=False)
+    demo.fill(writer, 3)
+    writer.close()
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path)], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def change(op, arg):
+        proc.stdin.write("%s %s\n" % (op, arg))
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "ok\n"
+
+    reader = StoreReader(str(tmp_path))
+    app = App(reader)
+    req = Request(path="/v2.1/servers/" + demo.server(0)["id"], token="demo:" + PROJECT,
+                  host="h")
+    try:
+        app._handle(req)
+        assert app.fast.answer(req) is not None
+        for i in range(5):
+            change("rename", i)
+            answer = app.fast.answer(req)
+            assert ('"name":"renamed-%d"' % i).encode() in answer
+            assert _normal(answer) == _normal(app._handle(req))
+        renewals, failures = app.fast.mapped_reads
+        assert renewals == 6 and failures == 0      # one snapshot per commit seen, no fallback
+        change("delete", 0)
+        assert app.fast.answer(req) is None         # deleted: the general path answers (404)
+        assert app.fast.mapped_reads[0] == 7
+        held = app.fast.held_snapshot
+        app.fast.release_if_stale()                 # fresh: the snapshot is kept
+        assert app.fast.held_snapshot == held
+        assert app.fast.answer(req) is None and app.fast.mapped_reads[0] == 7
+        change("delete", 1)
+        app.fast.release_if_stale()                 # stale: let go, taken again on demand
+        assert app.fast.held_snapshot is None and app.fast.mapped_reads[0] == 7
+        assert app.fast.answer(req) is None and app.fast.mapped_reads[0] == 8
+    finally:
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+        reader.close()

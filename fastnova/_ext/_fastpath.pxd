@@ -1,3 +1,6 @@
+from fastnova._ext._mapped cimport MappedDB
+from fastnova._ext._speedups cimport _Blob
+
 cdef class _Caller:
     cdef bytes owner          # the caller's project id, None for admin (sees every server)
     cdef bytes project        # the caller's project id, to spot it in the URL (links use it)
@@ -15,10 +18,16 @@ cdef class FastShow:
     cdef Py_ssize_t pool_pos
     cdef long date_second
     cdef bytes date_header
+    cdef bint use_mapped
+    cdef MappedDB mapped
+    cdef object mapped_env
 
     cdef object answer_raw(self, bytes url, object token, object mv_header, object mv_legacy,
                            object host, bint keep_alive)
     cdef _Caller _resolve(self, object token, object mv_header, object mv_legacy, object host)
-    cdef object _show(self, bytes key, _Caller who, bytes root, bytes vroot, bint keep_alive)
+    cdef object _show(self, const char* uuid, _Caller who, bytes root, bytes vroot,
+                      bint keep_alive)
+    cdef void _attach(self, env) except *
+    cdef object _frame(self, _Blob b, _Caller who, bytes root, bytes vroot, bint keep_alive)
     cdef bytes _date(self)
     cdef void _request_id(self, char* out) except *

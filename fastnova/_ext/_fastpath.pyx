@@ -14,11 +14,13 @@ Anything else (another path, a query string, a memo miss, an unknown or foreign 
 error) returns None and the general path answers, so the two can never disagree:
 tests/test_fastpath.py compares their answers byte for byte.
 """
+import logging
 import os
 from email.utils import formatdate
 
 from fastnova.api.context import Context
-from fastnova.store.layout import ROLE_ADMIN, ROLE_MEMBER, VIEW_SHOW
+from fastnova.store.layout import DB_SERVERS, ROLE_ADMIN, ROLE_MEMBER, VIEW_SHOW
+from fastnova._ext._mapped cimport MappedDB
 from fastnova._ext._speedups cimport _Blob
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -37,6 +39,11 @@ cdef extern from "Python.h":
         Py_ssize_t len
     Py_buffer* PyMemoryView_GET_BUFFER(object)
 
+
+LOG = logging.getLogger("fastnova.fastpath")
+# FASTNOVA_MAPPED_READS=0 reads every blob through py-lmdb (an escape hatch, and the reference
+# for benchmarks): see _mapped.pyx.
+cdef bint MAPPED_READS = os.environ.get("FASTNOVA_MAPPED_READS", "1") != "0"
 
 cdef bytes PREFIX = b"/v2.1/servers/"
 cdef Py_ssize_t PREFIX_LEN = 14
@@ -91,8 +98,10 @@ cdef inline int _digits(char* out, Py_ssize_t n) noexcept:
 
 cdef class FastShow:
 
-    def __init__(self, app):
+    def __init__(self, app, mapped=None):
+        """mapped: read blobs in place (_mapped.pyx); None: unless FASTNOVA_MAPPED_READS=0."""
         self.app = app
+        self.use_mapped = MAPPED_READS if mapped is None else bool(mapped)
         # The reader's environment and handles are looked up per request, not kept: the
         # commands runtime re-points them at its writer's environment (one LMDB open per
         # process) after this object is made.
@@ -106,6 +115,8 @@ cdef class FastShow:
         self.pool_pos = 0
         self.date_second = -1
         self.date_header = b""
+        self.mapped = None
+        self.mapped_env = None
 
     def answer(self, req):
         """The framed 200 answer to a Request, or None: let the general path answer."""
@@ -149,8 +160,7 @@ cdef class FastShow:
             if who.proot is None:
                 return None
             root, vroot = who.proot, who.pvroot
-        return self._show(PyBytes_FromStringAndSize(uuid, UUID_LEN), who, root, vroot,
-                          keep_alive)
+        return self._show(uuid, who, root, vroot, keep_alive)
 
     cdef _Caller _resolve(self, object token, object mv_header, object mv_legacy, object host):
         """Who asks, from the general path's memos (a miss: let it answer first)."""
@@ -179,60 +189,110 @@ cdef class FastShow:
         who.pvroot = None if plinks is None else plinks.vroot
         return who
 
-    cdef object _show(self, bytes key, _Caller who, bytes root, bytes vroot, bint keep_alive):
+    cdef object _show(self, const char* uuid, _Caller who, bytes root, bytes vroot,
+                      bint keep_alive):
         cdef _Blob b = _Blob()
         cdef Py_buffer* buf
-        cdef Py_ssize_t doc, body, total
-        cdef char digits[24]
-        cdef int ndigits
-        cdef char* out
-        reader = self.reader
+        cdef const uint8_t* data
+        cdef size_t size
+        cdef int rc
+        env = self.reader.env
+        if env is not self.mapped_env:
+            self._attach(env)
+        if self.mapped is not None:
+            # The usual way: the blob read in place from the data file under a held snapshot
+            # (_mapped.pyx); -1 means "not readable here", and py-lmdb answers instead.
+            rc = self.mapped.get(uuid, UUID_LEN, &data, &size)
+            if rc == 0:
+                return None
+            if rc == 1:
+                b.view(data, size)
+                return self._frame(b, who, root, vroot, keep_alive)
         # Positional arguments: py-lmdb would otherwise get a keyword dict built per call.
-        txn = reader.env.begin(None, None, False, True)        # buffers=True
+        txn = env.begin(None, None, False, True)        # buffers=True
         try:
-            blob = txn.get(key, None, reader.servers)
+            blob = txn.get(PyBytes_FromStringAndSize(uuid, UUID_LEN), None, self.reader.servers)
             if blob is None:
                 return None
             # The blob is read in place, in the mapped page, valid until the transaction ends.
             buf = PyMemoryView_GET_BUFFER(blob)
             b.view(<const uint8_t*>buf.buf, buf.len)
-            if b.deleted or (who.owner is not None and not b.owned_by(who.owner)):
-                return None
-            doc = b.measure(who.minor, who.mask, PyBytes_GET_SIZE(root), PyBytes_GET_SIZE(vroot))
-            body = PyBytes_GET_SIZE(OPEN) + doc + 1
-            ndigits = _digits(digits, body)
-            date = self._date()
-            total = (PyBytes_GET_SIZE(HEAD_1) + ndigits + PyBytes_GET_SIZE(HEAD_2) + RID_LEN
-                     + PyBytes_GET_SIZE(HEAD_3) + RID_LEN + 2 + PyBytes_GET_SIZE(who.extra)
-                     + PyBytes_GET_SIZE(date) + (0 if keep_alive else PyBytes_GET_SIZE(CLOSE))
-                     + 2 + body)
-            answer = PyBytes_FromStringAndSize(NULL, total)
-            out = PyBytes_AS_STRING(answer)
-            out = _put(out, HEAD_1)
-            memcpy(out, digits, ndigits)
-            out += ndigits
-            out = _put(out, HEAD_2)
-            self._request_id(out)
-            memcpy(out + RID_LEN + PyBytes_GET_SIZE(HEAD_3), out, RID_LEN)
-            out += RID_LEN
-            out = _put(out, HEAD_3)
-            out += RID_LEN
-            out[0] = b'\r'
-            out[1] = b'\n'
-            out = _put(out + 2, who.extra)
-            out = _put(out, date)
-            if not keep_alive:
-                out = _put(out, CLOSE)
-            out[0] = b'\r'
-            out[1] = b'\n'
-            out = _put(out + 2, OPEN)
-            out = b.write(out, who.minor, who.mask, PyBytes_AS_STRING(root),
-                          PyBytes_GET_SIZE(root), PyBytes_AS_STRING(vroot),
-                          PyBytes_GET_SIZE(vroot))
-            out[0] = b'}'
-            return answer
+            return self._frame(b, who, root, vroot, keep_alive)
         finally:
             txn.abort()
+
+    cdef void _attach(self, env) except *:
+        """Read this environment's servers in place from now on, if it can be (see _mapped)."""
+        if self.mapped is not None:
+            self.mapped.close()
+            self.mapped = None
+        self.mapped_env = env
+        if not self.use_mapped:
+            return
+        try:
+            self.mapped = MappedDB(env, DB_SERVERS)
+        except (OSError, ValueError, KeyError) as exc:
+            LOG.warning("reading the store through py-lmdb only: %s", exc)
+
+    def release_if_stale(self):
+        """End a held store snapshot once the store has moved on (the worker's tick)."""
+        if self.mapped is not None:
+            self.mapped.release_if_stale()
+
+    @property
+    def held_snapshot(self):
+        """The transaction id of the store snapshot held between requests, or None."""
+        return None if self.mapped is None else self.mapped.snapshot
+
+    @property
+    def mapped_reads(self):
+        """(snapshots taken, reads that fell back to py-lmdb), or None when not reading in
+        place."""
+        if self.mapped is None:
+            return None
+        return (self.mapped.renewals, self.mapped.failures)
+
+    cdef object _frame(self, _Blob b, _Caller who, bytes root, bytes vroot, bint keep_alive):
+        """The whole 200 answer for the blob b, or None (deleted, or not the caller's)."""
+        cdef Py_ssize_t doc, body, total
+        cdef char digits[24]
+        cdef int ndigits
+        cdef char* out
+        if b.deleted or (who.owner is not None and not b.owned_by(who.owner)):
+            return None
+        doc = b.measure(who.minor, who.mask, PyBytes_GET_SIZE(root), PyBytes_GET_SIZE(vroot))
+        body = PyBytes_GET_SIZE(OPEN) + doc + 1
+        ndigits = _digits(digits, body)
+        date = self._date()
+        total = (PyBytes_GET_SIZE(HEAD_1) + ndigits + PyBytes_GET_SIZE(HEAD_2) + RID_LEN
+                 + PyBytes_GET_SIZE(HEAD_3) + RID_LEN + 2 + PyBytes_GET_SIZE(who.extra)
+                 + PyBytes_GET_SIZE(date) + (0 if keep_alive else PyBytes_GET_SIZE(CLOSE))
+                 + 2 + body)
+        answer = PyBytes_FromStringAndSize(NULL, total)
+        out = PyBytes_AS_STRING(answer)
+        out = _put(out, HEAD_1)
+        memcpy(out, digits, ndigits)
+        out += ndigits
+        out = _put(out, HEAD_2)
+        self._request_id(out)
+        memcpy(out + RID_LEN + PyBytes_GET_SIZE(HEAD_3), out, RID_LEN)
+        out += RID_LEN
+        out = _put(out, HEAD_3)
+        out += RID_LEN
+        out[0] = b'\r'
+        out[1] = b'\n'
+        out = _put(out + 2, who.extra)
+        out = _put(out, date)
+        if not keep_alive:
+            out = _put(out, CLOSE)
+        out[0] = b'\r'
+        out[1] = b'\n'
+        out = _put(out + 2, OPEN)
+        out = b.write(out, who.minor, who.mask, PyBytes_AS_STRING(root),
+                      PyBytes_GET_SIZE(root), PyBytes_AS_STRING(vroot),
+                      PyBytes_GET_SIZE(vroot))
+        out[0] = b'}'
+        return answer
 
     cdef bytes _date(self):
         """The Date header, formatted at most once a second."""
