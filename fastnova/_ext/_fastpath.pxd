@@ -9,11 +9,13 @@ cdef class _Caller:
     cdef bytes extra          # the microversion response headers
     cdef bytes root, vroot    # link prefixes
     cdef bytes proot, pvroot  # link prefixes with "/<project>" (None when not memoized)
+    cdef unsigned long long key_hash              # what it was found by: the hash, and
+    cdef object token, mv_header, mv_legacy, host  # the header values themselves
 
 
 cdef class FastShow:
     cdef object app, reader, identity, versions, hosts, links
-    cdef dict callers
+    cdef list callers         # CALLERS_MAX slots: _Caller or None
     cdef bytes pool
     cdef Py_ssize_t pool_pos
     cdef long date_second

@@ -24,7 +24,8 @@ from fastnova._ext._mapped cimport MappedDB
 from fastnova._ext._speedups cimport _Blob
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport uint8_t
+from cpython.list cimport PyList_GET_ITEM
+from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcmp, memcpy
 from libc.time cimport time
 
@@ -48,7 +49,7 @@ cdef bint MAPPED_READS = os.environ.get("FASTNOVA_MAPPED_READS", "1") != "0"
 cdef bytes PREFIX = b"/v2.1/servers/"
 cdef Py_ssize_t PREFIX_LEN = 14
 cdef Py_ssize_t UUID_LEN = 36
-cdef Py_ssize_t CALLERS_MAX = 4096
+cdef Py_ssize_t CALLERS_MAX = 4096     # slots, a power of two
 cdef Py_ssize_t ID_BYTES = 16
 cdef Py_ssize_t POOL_IDS = 256
 
@@ -64,6 +65,32 @@ cdef const char* VARIANT = b"89ab"     # RFC 4122 variant (10xx), as uuid.uuid4(
 
 cdef class _Caller:
     pass
+
+
+cdef uint64_t FNV_START = 14695981039346656037ULL
+cdef uint64_t FNV_PRIME = 1099511628211ULL
+
+
+cdef inline uint64_t _fnv(uint64_t h, object value) noexcept:
+    """FNV-1a over a header value (bytes or None), with a marker that keeps None, b"" and the
+    boundaries between values apart."""
+    cdef const uint8_t* p
+    cdef Py_ssize_t i, n
+    if value is None:
+        return (h ^ 0x100) * FNV_PRIME
+    p = <const uint8_t*>PyBytes_AS_STRING(value)
+    n = PyBytes_GET_SIZE(value)
+    for i in range(n):
+        h = (h ^ p[i]) * FNV_PRIME
+    return (h ^ (0x200 + n)) * FNV_PRIME
+
+
+cdef inline bint _same(object a, object b) noexcept:
+    """Two header values (bytes or None) are equal."""
+    if a is None or b is None:
+        return a is b
+    return PyBytes_GET_SIZE(a) == PyBytes_GET_SIZE(b) and \
+        memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b), PyBytes_GET_SIZE(a)) == 0
 
 
 cdef inline char* _put(char* out, bytes data) noexcept:
@@ -110,7 +137,7 @@ cdef class FastShow:
         self.versions = app._versions
         self.hosts = app._hosts
         self.links = app._links
-        self.callers = {}
+        self.callers = [None] * CALLERS_MAX
         self.pool = b""
         self.pool_pos = 0
         self.date_second = -1
@@ -145,14 +172,25 @@ cdef class FastShow:
             c = uuid[i]
             if not (b'0' <= c <= b'9' or b'a' <= c <= b'f' or b'A' <= c <= b'F' or c == b'-'):
                 return None
-        cdef _Caller who = self.callers.get((token, mv_header, mv_legacy, host))
+        # The caller: one slot of a direct-mapped table, found by a hash of the four header
+        # values and confirmed by comparing them (a collision just resolves again).
+        cdef uint64_t h = _fnv(_fnv(_fnv(_fnv(FNV_START, token), mv_header), mv_legacy), host)
+        cdef Py_ssize_t slot = <Py_ssize_t>(h & (CALLERS_MAX - 1))
+        cdef object item = <object>PyList_GET_ITEM(self.callers, slot)
+        cdef _Caller who = None
+        if item is not None:
+            who = <_Caller>item
+            if who.key_hash != h or not _same(who.token, token) \
+                    or not _same(who.mv_header, mv_header) \
+                    or not _same(who.mv_legacy, mv_legacy) or not _same(who.host, host):
+                who = None
         if who is None:
             who = self._resolve(token, mv_header, mv_legacy, host)
             if who is None:
                 return None
-            if len(self.callers) >= CALLERS_MAX:
-                self.callers.clear()
-            self.callers[(token, mv_header, mv_legacy, host)] = who
+            who.key_hash = h
+            who.token, who.mv_header, who.mv_legacy, who.host = token, mv_header, mv_legacy, host
+            self.callers[slot] = who
         # nova puts the caller's project id in links when it appears anywhere in the URL.
         cdef bytes root = who.root, vroot = who.vroot
         if memmem(PyBytes_AS_STRING(url), PyBytes_GET_SIZE(url), PyBytes_AS_STRING(who.project),

@@ -17,9 +17,42 @@ from fastnova._ext._fastpath cimport FastShow
 from fastnova.api.protocol import DEFAULT_LIMITS, SLICE, _Reject, canned, split_target
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.string cimport memcmp
 
 cdef extern from "<strings.h>":
     int strncasecmp(const char* a, const char* b, size_t n)
+
+
+cdef extern from "<string.h>":
+    void* memchr(const void* s, int c, size_t n)
+
+
+cdef enum:
+    LINE_HTTP1 = 1      # the request line ends in HTTP/1.0 or HTTP/1.1
+    LINE_GET = 2        # and its method is GET
+
+
+cdef inline int _request_line(bytes chunk) noexcept:
+    """What the first line of a chunk that starts a message says, when it is whole (LINE_*
+    flags; 0 when it is not in this chunk).  httptools parses the same line and rejects it if it
+    is malformed; this only spares two Python calls (get_http_version, get_method) for what it
+    has already accepted."""
+    cdef const char* p = PyBytes_AS_STRING(chunk)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(chunk)
+    cdef const char* eol = <const char*>memchr(p, 10, n)
+    cdef Py_ssize_t end
+    cdef int flags = 0
+    if eol == NULL:
+        return 0
+    end = eol - p
+    if end > 0 and p[end - 1] == 13:
+        end -= 1
+    if end >= 9 and memcmp(p + end - 9, b" HTTP/1.", 8) == 0 and \
+            (p[end - 1] == 49 or p[end - 1] == 48):                  # "1" or "0"
+        flags = LINE_HTTP1
+        if n >= 4 and memcmp(p, b"GET ", 4) == 0:
+            flags |= LINE_GET
+    return flags
 
 
 cdef inline bytes _joined(bytes seen, bytes value):
@@ -37,6 +70,7 @@ cdef class HttpProtocol:
     cdef object host, token, mv_header, mv_legacy, content_type, accept
     cdef list body, raw_headers
     cdef Py_ssize_t header_bytes, header_count, head_bytes, body_size
+    cdef int line                     # LINE_* of the message being parsed, when known
     cdef Py_ssize_t max_url, max_head, max_headers, max_body
     cdef public bint in_request, headers_done, paused, closing, failed, draining
     cdef public long answered
@@ -133,6 +167,8 @@ cdef class HttpProtocol:
         if self.closing or self.failed:
             return
         self.head_bytes += len(chunk)
+        # A chunk that starts a message: look at its request line once, here, in C.
+        self.line = _request_line(chunk) if not self.in_request and type(chunk) is bytes else 0
         try:
             self.feed_fn(chunk)
             if self.in_request and not self.headers_done and self.head_bytes > self.max_head:
@@ -189,7 +225,7 @@ cdef class HttpProtocol:
                 self.mv_legacy = _joined(self.mv_legacy, value)
 
     def on_headers_complete(self):
-        if self.parser.get_http_version() not in ("1.1", "1.0"):
+        if not self.line & LINE_HTTP1 and self.parser.get_http_version() not in ("1.1", "1.0"):
             self._reject(400)          # llhttp takes "GET /" as HTTP/0.9; nova never spoke it
         self.headers_done = True
         self.head_bytes = 0
@@ -203,12 +239,14 @@ cdef class HttpProtocol:
         self.body.append(body)
 
     def on_message_complete(self):
+        cdef int line = self.line
+        self.line = 0                  # a pipelined message after this one asks httptools
         self.in_request = False
         self.head_bytes = 0
         if self.closing:
             return
         if self.fast is not None and not self.pending and not self.paused \
-                and self.waiting is None and not self.draining and self._fast():
+                and self.waiting is None and not self.draining and self._fast(line):
             return
         req = self._request()
         if req is None:
@@ -221,9 +259,9 @@ cdef class HttpProtocol:
 
     # -- answering -----------------------------------------------------------------------------
 
-    cdef bint _fast(self) except *:
+    cdef bint _fast(self, int line) except *:
         """Answer a successful GET /v2.1/servers/{id} from the raw bytes, without a Request."""
-        if self.body is not None or self.get_method() != b"GET":
+        if self.body is not None or (not line & LINE_GET and self.get_method() != b"GET"):
             return False
         keep_alive = self.keep_alive_fn()
         try:
