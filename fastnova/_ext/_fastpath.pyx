@@ -30,10 +30,6 @@ from libc.string cimport memcmp, memcpy
 from libc.time cimport time
 
 
-cdef extern from "<string.h>":
-    void* memmem(const void* haystack, size_t hlen, const void* needle, size_t nlen)
-
-
 cdef extern from "Python.h":
     ctypedef struct Py_buffer:
         void* buf
@@ -83,6 +79,18 @@ cdef inline uint64_t _fnv(uint64_t h, object value) noexcept:
     for i in range(n):
         h = (h ^ p[i]) * FNV_PRIME
     return (h ^ (0x200 + n)) * FNV_PRIME
+
+
+cdef inline bint _contains(const char* hay, Py_ssize_t n, const char* needle,
+                           Py_ssize_t m) noexcept:
+    """needle occurs in hay: a plain scan, cheaper than memmem's set-up for a 50-byte URL."""
+    cdef Py_ssize_t i
+    if m == 0:
+        return True
+    for i in range(n - m + 1):
+        if hay[i] == needle[0] and memcmp(hay + i, needle, m) == 0:
+            return True
+    return False
 
 
 cdef inline bint _same(object a, object b) noexcept:
@@ -193,8 +201,8 @@ cdef class FastShow:
             self.callers[slot] = who
         # nova puts the caller's project id in links when it appears anywhere in the URL.
         cdef bytes root = who.root, vroot = who.vroot
-        if memmem(PyBytes_AS_STRING(url), PyBytes_GET_SIZE(url), PyBytes_AS_STRING(who.project),
-                  PyBytes_GET_SIZE(who.project)) != NULL:
+        if _contains(PyBytes_AS_STRING(url), PyBytes_GET_SIZE(url), PyBytes_AS_STRING(who.project),
+                     PyBytes_GET_SIZE(who.project)):
             if who.proot is None:
                 return None
             root, vroot = who.proot, who.pvroot

@@ -188,7 +188,8 @@ cdef class HttpProtocol:
         self._reset()
 
     def on_url(self, bytes url):
-        self.url += url
+        # Nearly always the whole target in one piece: keep it rather than concatenate.
+        self.url = url if PyBytes_GET_SIZE(self.url) == 0 else self.url + url
         if PyBytes_GET_SIZE(self.url) > self.max_url:
             self._reject(414)
 
