@@ -79,6 +79,32 @@ def test_page_docs_joins_documents(impl):
     assert impl.page_docs([], 1, MASKS[0], ROOT, VROOT) == b""
 
 
+@pytest.mark.parametrize("pieces,marks", [(5, 1), (31, 1), (32, 1), (33, 1), (40, 0),
+                                          (1, 47), (1, 48), (1, 49), (3, 30), (60, 3)])
+def test_many_pieces_and_markers_match_the_pure_twin(pieces, marks):
+    """The compiled measure() notes up to 32 selected pieces and 48 link markers for write();
+    past that, write() searches again.  Both ways give the pure twin's bytes."""
+    if _speedups is None:
+        pytest.skip("not built")
+    rng = random.Random(pieces * 100 + marks)
+    parts = []
+    for i in range(pieces):
+        text = ['"k%d":"' % i]
+        for _ in range(marks):
+            text.append(rng.choice(("\x01", "\x02")) + "/x" * rng.randrange(3) + "-")
+        parts.append((1, 200, L.ROLE_MEMBER | L.VIEW_SHOW, ("".join(text) + '"').encode()))
+        parts.append((150, 200, L.ROLE_MEMBER | L.VIEW_SHOW, b'"late%d":1' % i))
+    blob = L.pack_blob("p", parts)
+    for minor in (1, 160):
+        want = assemble.show_doc(blob, minor, L.ROLE_MEMBER | L.VIEW_SHOW, None, ROOT, VROOT)
+        assert _speedups.show_doc(blob, minor, L.ROLE_MEMBER | L.VIEW_SHOW, None, ROOT,
+                                  VROOT) == want
+        assert b"\x01" not in want and b"\x02" not in want
+        assert want.count(b"http://") == pieces * marks
+        assert _speedups.page_docs([blob, blob], minor, L.ROLE_MEMBER | L.VIEW_SHOW, ROOT,
+                                   VROOT) == want + b"," + want
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 def test_links_use_the_given_prefixes(impl):
     _, blob = BLOBS[1]

@@ -3,7 +3,8 @@
 
 Same answers as the pure twin in fastnova/store/assemble.py; tests run both.  A document is
 built in one exactly-sized bytes object: the selected pieces are measured (memchr finds the link
-markers, SIMD in glibc), then copied with the markers replaced by the request's link prefixes.
+markers, SIMD in glibc, and measure() notes where they are), then copied with the markers
+replaced by the request's link prefixes, without searching again.
 No Python object is created per piece.  A malformed blob raises ValueError; it never reads out
 of bounds.
 """
@@ -17,19 +18,6 @@ cdef inline uint16_t _u16(const uint8_t* p) noexcept nogil:
 
 cdef inline uint32_t _u32(const uint8_t* p) noexcept nogil:
     return p[0] | (p[1] << 8) | (p[2] << 16) | (<uint32_t>p[3] << 24)
-
-
-cdef inline Py_ssize_t _count(const char* p, Py_ssize_t n, char mark) noexcept nogil:
-    cdef Py_ssize_t found = 0
-    cdef const char* end = p + n
-    cdef const char* hit
-    while p < end:
-        hit = <const char*>memchr(p, mark, end - p)
-        if hit == NULL:
-            break
-        found += 1
-        p = hit + 1
-    return found
 
 
 cdef class _Blob:
@@ -59,10 +47,16 @@ cdef class _Blob:
 
     cdef Py_ssize_t measure(self, int minor, int mask, Py_ssize_t rlen,
                             Py_ssize_t vlen) except -1:
-        """Bytes the selected document takes, braces and link prefixes included."""
+        """Bytes the selected document takes, braces and link prefixes included.  Notes where
+        the selected pieces and their link markers are, for write()."""
         cdef Py_ssize_t pos = self.first, total = 2, size, selected = 0
         cdef const char* body
+        cdef const char* end
+        cdef const char* hit
         cdef uint16_t i
+        self.noted = True
+        self.npieces = 0
+        self.nmarks = 0
         for i in range(self.count):
             if pos + PIECE_HEAD > self.size:
                 raise ValueError("truncated view blob")
@@ -71,9 +65,26 @@ cdef class _Blob:
                 raise ValueError("truncated view blob piece")
             if self.data[pos] <= minor <= self.data[pos + 1] and \
                     (self.data[pos + 2] & mask) == mask:
+                total += size
+                if self.npieces < NOTE_PIECES:
+                    self.piece_at[self.npieces] = <uint32_t>(pos + PIECE_HEAD)
+                    self.piece_size[self.npieces] = <uint32_t>size
+                    self.npieces += 1
+                else:
+                    self.noted = False
                 body = <const char*>(self.data + pos + PIECE_HEAD)
-                total += size + _count(body, size, MARK_ROOT) * (rlen - 1) \
-                    + _count(body, size, MARK_VERSION) * (vlen - 1)
+                end = body + size
+                while True:
+                    hit = _next_mark(body, end)
+                    if hit == NULL:
+                        break
+                    total += (rlen - 1) if hit[0] == MARK_ROOT else (vlen - 1)
+                    if self.nmarks < NOTE_MARKS:
+                        self.mark_at[self.nmarks] = <uint32_t>(<const uint8_t*>hit - self.data)
+                        self.nmarks += 1
+                    else:
+                        self.noted = False
+                    body = hit + 1
                 selected += 1
             pos += PIECE_HEAD + size
         if selected > 1:
@@ -82,12 +93,15 @@ cdef class _Blob:
 
     cdef char* write(self, char* out, int minor, int mask, const char* root, Py_ssize_t rlen,
                      const char* vroot, Py_ssize_t vlen) noexcept:
-        """Copy the selected document into out (measure() checked the bounds)."""
+        """Copy the selected document into out (measure(), called first with the same minor and
+        mask, checked the bounds)."""
         cdef Py_ssize_t pos = self.first, size
         cdef uint16_t i
         cdef bint first = True
         out[0] = b'{'
         out += 1
+        if self.noted:
+            return self._write_noted(out, root, rlen, vroot, vlen)
         for i in range(self.count):
             size = _u32(self.data + pos + 3)
             if self.data[pos] <= minor <= self.data[pos + 1] and \
@@ -99,6 +113,35 @@ cdef class _Blob:
                 out = _copy_filled(out, <const char*>(self.data + pos + PIECE_HEAD), size,
                                    root, rlen, vroot, vlen)
             pos += PIECE_HEAD + size
+        out[0] = b'}'
+        return out + 1
+
+
+    cdef char* _write_noted(self, char* out, const char* root, Py_ssize_t rlen,
+                            const char* vroot, Py_ssize_t vlen) noexcept:
+        """write() from what measure() noted: runs copied between the known markers."""
+        cdef int p, m = 0
+        cdef uint32_t at, stop, mark
+        for p in range(self.npieces):
+            if p:
+                out[0] = b','
+                out += 1
+            at = self.piece_at[p]
+            stop = at + self.piece_size[p]
+            while m < self.nmarks and self.mark_at[m] < stop:
+                mark = self.mark_at[m]
+                memcpy(out, self.data + at, mark - at)
+                out += mark - at
+                if self.data[mark] == MARK_ROOT:
+                    memcpy(out, root, rlen)
+                    out += rlen
+                else:
+                    memcpy(out, vroot, vlen)
+                    out += vlen
+                at = mark + 1
+                m += 1
+            memcpy(out, self.data + at, stop - at)
+            out += stop - at
         out[0] = b'}'
         return out + 1
 
