@@ -21,6 +21,7 @@ cdef class FastShow:
     cdef long date_second
     cdef bytes date_header
     cdef bint use_mapped
+    cdef _Blob blob
     cdef MappedDB mapped
     cdef object mapped_env
 

@@ -152,6 +152,7 @@ cdef class FastShow:
         self.date_header = b""
         self.mapped = None
         self.mapped_env = None
+        self.blob = _Blob()
 
     def answer(self, req):
         """The framed 200 answer to a Request, or None: let the general path answer."""
@@ -237,7 +238,7 @@ cdef class FastShow:
 
     cdef object _show(self, const char* uuid, _Caller who, bytes root, bytes vroot,
                       bint keep_alive):
-        cdef _Blob b = _Blob()
+        cdef _Blob b = self.blob        # one per worker: a request is answered in one go
         cdef Py_buffer* buf
         cdef const uint8_t* data
         cdef size_t size
