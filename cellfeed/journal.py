@@ -266,3 +266,104 @@ class Journal:
             if fd >= 0:
                 os.close(fd)
         self._fd = self._lock_fd = -1
+
+
+class JournalReader:
+    """Reads, in order, the durable entries of a journal that another process writes.
+
+    The applier process (cellfeed.applyproc) tails the consumer's journal with it: it takes no
+    lock and writes nothing, and reads only up to an LSN the writer has reported fsynced, so it
+    never meets a torn record (one would be damage, and is refused).  The writer may trim a
+    segment this reader still holds open: the open file stays readable until closed.
+    """
+
+    CHUNK = 1 << 20
+
+    def __init__(self, directory: str, after: int):
+        self.directory = directory
+        self.next_lsn = after + 1
+        self._file = None
+        self._path = ""
+        self._buf = bytearray()
+        self._pos = 0
+
+    def read(self, upto: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` entries with LSN from next_lsn to ``upto`` (durable), in order."""
+        out = []
+        while self.next_lsn <= upto and len(out) < limit:
+            if self._file is None:
+                self._open_for(self.next_lsn)
+            found = self._record()
+            if found is None:
+                self._next_segment()
+                continue
+            lsn, payload = found
+            if lsn == self.next_lsn:
+                out.append(found)
+                self.next_lsn += 1
+        return out
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _segment_path(self, first: int) -> str:
+        return os.path.join(self.directory, "%020d%s" % (first, SUFFIX))
+
+    def _open_for(self, lsn: int):
+        names = [n for n in os.listdir(self.directory) if n.endswith(SUFFIX)]
+        firsts = sorted(int(n[:-len(SUFFIX)]) for n in names)
+        holding = [f for f in firsts if f <= lsn]
+        if not holding:
+            raise JournalCorrupt("%s: no segment holds durable entry %d"
+                                 % (self.directory, lsn))
+        self._open(holding[-1])
+
+    def _open(self, first: int):
+        self.close()
+        self._path = self._segment_path(first)
+        self._file = open(self._path, "rb")
+        self._buf, self._pos = bytearray(), 0
+        if not self._fill(SEGMENT_HEAD.size):
+            raise JournalCorrupt("%s: segment header missing" % self._path)
+        magic, head_lsn = SEGMENT_HEAD.unpack_from(self._buf, 0)
+        if magic != SEGMENT_MAGIC or head_lsn != first:
+            raise JournalCorrupt("%s: bad segment header" % self._path)
+        self._pos = SEGMENT_HEAD.size
+
+    def _next_segment(self):
+        """The current segment has nothing more: the next entry starts the next segment."""
+        path = self._segment_path(self.next_lsn)
+        if not os.path.exists(path):
+            raise JournalCorrupt("%s: durable entry %d is missing" % (self.directory,
+                                                                        self.next_lsn))
+        self._open(self.next_lsn)
+
+    def _fill(self, need: int) -> bool:
+        """Have ``need`` unread bytes buffered if the file holds them."""
+        while len(self._buf) - self._pos < need:
+            if self._pos > self.CHUNK:
+                del self._buf[:self._pos]
+                self._pos = 0
+            chunk = self._file.read(max(self.CHUNK, need))
+            if not chunk:
+                return False
+            self._buf += chunk
+        return True
+
+    def _record(self) -> tuple[int, bytes] | None:
+        """The next record of the open segment, or None at its (durable) end."""
+        if not self._fill(RECORD_HEAD.size):
+            return None
+        crc, length, lsn = RECORD_HEAD.unpack_from(self._buf, self._pos)
+        if length > MAX_PAYLOAD or not self._fill(RECORD_HEAD.size + length):
+            raise JournalCorrupt("%s: damaged record after LSN %d" % (self._path,
+                                                                     self.next_lsn - 1))
+        start = self._pos + RECORD_HEAD.size      # after _fill, which may move the buffer
+        payload = bytes(self._buf[start:start + length])
+        if _crc(length, lsn, payload) != crc or lsn > self.next_lsn:
+            raise JournalCorrupt("%s: damaged record after LSN %d" % (self._path,
+                                                                     self.next_lsn - 1))
+        self._pos = start + length
+        return lsn, payload

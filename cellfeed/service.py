@@ -24,6 +24,7 @@ from pika.adapters.select_connection import IOLoop
 
 from cellfeed import contract
 from cellfeed.applier import Applier, ApplierThread, ApplyError
+from cellfeed.applyproc import ApplierDied, ApplierProcess
 from cellfeed.consumer import FeedConsumer, Topology, Tuning
 from cellfeed.journal import (DEFAULT_SEGMENT_BYTES, Journal, JournalError, JournalFailed,
                               JournalLocked)
@@ -68,6 +69,9 @@ class Options:
     # Servers whose rendering a patch can reuse (StoreWriter): ~10 KB each (tracemalloc, the
     # bench's records), so 20,000 hold ~200 MB.
     render_cache: int = 20_000
+    # The applier in a process of its own (cellfeed.applyproc), so that the consumer and the
+    # store writer use two cores; False keeps it in a thread of this process.
+    apply_process: bool = True
     decoder: str = ""                 # "" (contract v1) or "nova" (versioned notifications)
     binding_key: str = "#"            # nova: "versioned_notifications.*" (.info and .error)
     exchange_durable: bool = True     # nova: False unless amqp_durable_queues is set
@@ -115,6 +119,10 @@ class FeedService:
     def run(self) -> int:
         try:
             self._open()
+        except ApplierDied as exc:    # the applier process could not start or replay
+            LOG.critical("cellfeed: FATAL: %s", exc)
+            self._close()
+            return exc.exit_code()
         except ApplyError as exc:     # replay hit an entry it cannot apply
             LOG.critical("cellfeed: FATAL: %s", exc)
             return EXIT_SOFTWARE
@@ -138,6 +146,20 @@ class FeedService:
         # Imported here: the store's writer pulls in the views, which the publisher never needs.
         from fastnova.store.writer import StoreWriter
         os.makedirs(self.opts.data_dir, exist_ok=True)
+        if self.opts.apply_process:
+            # Only to check the schema and read the applied position: the applier process
+            # opens the store for writing, and replays.
+            writer = StoreWriter(self.opts.data_dir)
+            try:
+                position = Applier(writer).stats.position
+            finally:
+                writer.close()
+            self.journal = Journal(self.opts.journal_dir(), applied=position,
+                                   segment_bytes=self.opts.segment_bytes)
+            self.thread = self._applier_process(position)
+            self.thread.start()
+            self.journal.trim(self.thread.position)
+            return
         self.writer = StoreWriter(self.opts.data_dir, render_cache=self.opts.render_cache)
         self.applier = Applier(self.writer)
         position = self.applier.stats.position
@@ -145,6 +167,21 @@ class FeedService:
                                segment_bytes=self.opts.segment_bytes)
         self._replay(position)
         self.journal.trim(self.applier.stats.position)
+
+    def _applier_process(self, position: int) -> ApplierProcess:
+        opts = self.opts
+        options = {"data_dir": opts.data_dir, "journal_dir": opts.journal_dir(),
+                   "render_cache": opts.render_cache, "apply_batch": opts.apply_batch,
+                   "apply_interval": opts.apply_interval, "parent": os.getpid(),
+                   "log_level": logging.getLogger().getEffectiveLevel()}
+        # As many journal entries in flight as the thread's queue held (64 groups).
+        return ApplierProcess(options, committed=self.journal.next_lsn - 1, position=position,
+                              max_backlog=64 * opts.batch_size)
+
+    def _position(self) -> int:
+        if isinstance(self.thread, ApplierProcess):
+            return self.thread.position
+        return self.applier.stats.position
 
     def _replay(self, position: int):
         """Apply journaled entries the store has not got yet (acked before a crash)."""
@@ -174,9 +211,11 @@ class FeedService:
     def _serve(self) -> int:
         opts = self.opts
         self.ioloop = IOLoop()
-        self.thread = ApplierThread(self.applier, self._on_store_failure,
-                                    max_batch=opts.apply_batch,
-                                    min_interval=opts.apply_interval)
+        if self.thread is None:
+            self.thread = ApplierThread(self.applier, self._on_store_failure,
+                                        max_batch=opts.apply_batch,
+                                        min_interval=opts.apply_interval)
+            self.thread.start()
         tuning = Tuning(prefetch=opts.prefetch, batch_size=opts.batch_size,
                         batch_interval=opts.batch_interval, backoff_max=opts.backoff_max)
         topology = Topology(exchange=opts.exchange, queue=opts.queue,
@@ -186,7 +225,6 @@ class FeedService:
                                      self.thread.submit, self.ioloop, tuning,
                                      on_stopped=self.ioloop.stop,
                                      decoder=_decoder(opts.decoder))
-        self.thread.start()
         restore = self._install_signals()
         self.ioloop.add_callback(self.consumer.start)
         self.ioloop.call_later(HOUSEKEEPING_SECONDS, self._housekeeping)
@@ -199,6 +237,11 @@ class FeedService:
     def _finish(self) -> int:
         stopped = self.thread.stop(timeout=60)
         fatal = self.consumer.fatal or self.store_error or self.thread.error
+        if isinstance(fatal, RuntimeError) and isinstance(self.thread.error, ApplierDied):
+            fatal = self.thread.error
+        if isinstance(fatal, ApplierDied):
+            LOG.critical("cellfeed: stopped: %s", fatal)
+            return fatal.exit_code()
         if isinstance(fatal, ApplyError):
             LOG.critical("cellfeed: stopped: %s", fatal)
             return EXIT_SOFTWARE
@@ -208,7 +251,10 @@ class FeedService:
         if not stopped:
             LOG.critical("cellfeed: the applier did not finish within 60 s")
             return EXIT_IOERR
-        self.journal.trim(self.applier.stats.position)
+        self.journal.trim(self._position())
+        if isinstance(self.thread, ApplierProcess):
+            LOG.info("cellfeed: stopped; applied position %d", self._position())
+            return EXIT_OK
         stats = self.applier.stats
         LOG.info("cellfeed: stopped; applied position %d (%d updates changed the store, %d "
                  "ignored, in %d store transactions)", stats.position, stats.applied,
@@ -224,8 +270,13 @@ class FeedService:
     def _housekeeping(self):
         if isinstance(self.consumer.fatal, JournalFailed):
             return
+        if isinstance(self.thread, ApplierProcess) and not self.thread.poll():
+            # The applier process died: acknowledge nothing more, stop, exit with its status.
+            self.store_error = self.thread.error
+            self.consumer.abort(self.thread.error)
+            return
         try:
-            self.journal.trim(self.applier.stats.position)
+            self.journal.trim(self._position())
         except OSError as exc:
             LOG.warning("cellfeed: cannot trim the journal: %s", exc)
         self.ioloop.call_later(HOUSEKEEPING_SECONDS, self._housekeeping)
@@ -241,6 +292,9 @@ class FeedService:
         return lambda: [signal.signal(sig, old) for sig, old in previous.items()]
 
     def _close(self):
+        if isinstance(self.thread, ApplierProcess):
+            if not self.thread.stop(timeout=60):
+                self.thread.kill()
         # The applier's writer differs from the one opened here once it followed an import.
         writer = self.applier.writer if self.applier is not None else self.writer
         for closer in (self.journal, writer):

@@ -5,6 +5,7 @@ Each test has its own exchange and queue; the consumer is a separate ``cellfeed 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import textwrap
 import threading
@@ -263,3 +264,33 @@ def test_failed_fsync_stops_acking_and_exits_nonzero(tmp_path, names, feed):
     feed()
     store = Store(tmp_path)
     wait_for(lambda: set(ids) <= set(store.records()), timeout=30)
+
+
+def _children(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return [int(c) for c in f.read().split()]
+
+
+def test_a_dead_applier_process_stops_the_feed(tmp_path, names, feed):
+    """cellfeed run applies in a child process: if it dies, nothing more is acknowledged and
+    the command exits non-zero (and a kill -9 of the command takes the child with it)."""
+    proc = feed()
+    store = Store(tmp_path)
+    u = new_uuid()
+    with names.publisher() as pub:
+        pub.send(upsert(u, 1))
+    wait_for(lambda: versions(store) == {u: 1})
+    (child,) = _children(proc.proc.pid)
+    os.kill(child, signal.SIGKILL)
+    assert proc.proc.wait(10) == 70
+    assert "the applier process exited with status -9" in proc.output()
+    with names.publisher() as pub:            # nobody acknowledges it: it stays queued
+        pub.send(contract.server_patch(u, 2, {"name": "late"}))
+    time.sleep(0.3)
+    assert names.queue_depth() == 1
+    proc = feed()                              # a restart applies it
+    wait_for(lambda: versions(store) == {u: 2})
+    (child,) = _children(proc.proc.pid)
+    proc.kill()
+    wait_for(lambda: not os.path.exists("/proc/%d" % child) or
+             open("/proc/%d/stat" % child).read().split()[2] == "Z", timeout=10)

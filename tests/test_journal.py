@@ -176,3 +176,60 @@ def test_full_disk_write_is_fatal(tmp_path, monkeypatch):
     j.append(b"a")
     with pytest.raises(JournalFailed, match="ENOSPC"):
         j.commit()
+
+
+# -- JournalReader: the applier process tails the consumer's journal ---------------------------
+
+@pytest.mark.parametrize("chunk", [7, 100, 1 << 20])
+def test_reader_tails_the_durable_entries_across_segments(tmp_path, chunk):
+    import random
+    from cellfeed.journal import JournalReader
+    rng = random.Random(chunk)
+    journal = Journal(str(tmp_path), segment_bytes=2000)
+    reader = JournalReader(str(tmp_path), after=0)
+    reader.CHUNK = chunk            # small chunks: records straddle reads and the buffer moves
+    written, got = [], []
+    for _ in range(60):
+        for _ in range(rng.randint(1, 8)):
+            payload = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 700)))
+            written.append((journal.append(payload), payload))
+        journal.append(b"not durable yet")          # written by the next commit only
+        durable = journal.commit() - 1
+        journal.append(b"")                          # pending: beyond what the reader may read
+        while True:
+            more = reader.read(durable, rng.randint(1, 5))
+            if not more:
+                break
+            got.extend(more)
+        journal.commit()
+        written.append((durable + 1, b"not durable yet"))
+        written.append((durable + 2, b""))
+        journal.trim(got[-1][0])                     # the writer trims what was applied
+    reader.read(journal.next_lsn - 1, 10_000)
+    assert len(journal.segments()) > 1
+    assert got == [entry for entry in written if entry[0] <= got[-1][0]]
+    reader.close()
+    journal.close()
+
+
+def test_reader_starts_after_the_applied_position_and_refuses_damage(tmp_path):
+    from cellfeed.journal import JournalCorrupt, JournalReader
+    journal = Journal(str(tmp_path))
+    for i in range(10):
+        journal.append(b"entry %d" % i)
+    journal.commit()
+    reader = JournalReader(str(tmp_path), after=6)
+    assert reader.read(10, 100) == [(7, b"entry 6"), (8, b"entry 7"), (9, b"entry 8"),
+                                    (10, b"entry 9")]
+    reader.close()
+    path = os.path.join(str(tmp_path), journal.segments()[0].__format__("020d") + ".seg")
+    with open(path, "r+b") as f:
+        f.seek(-3, os.SEEK_END)
+        f.write(b"XXX")
+    reader = JournalReader(str(tmp_path), after=0)
+    with pytest.raises(JournalCorrupt):
+        reader.read(10, 100)
+    with pytest.raises(JournalCorrupt):                 # durable, but not there at all
+        JournalReader(str(tmp_path), after=0).read(11, 100)
+    reader.close()
+    journal.close()
