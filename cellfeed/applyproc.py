@@ -276,7 +276,7 @@ def serve(options: dict) -> int:
 
     def decode(lsn, payload):
         try:
-            return contract.decode(payload)
+            return contract.decode_journal(payload)
         except contract.ContractError as exc:
             LOG.error("cellfeed: journal entry %d no longer decodes (%s); skipped", lsn, exc)
             return []

@@ -201,13 +201,12 @@ class FeedConsumer:
         except contract.ContractError as exc:
             self._dead_letter(channel, method, str(exc))
             return
-        if self._decoder is not None:
-            if not updates:     # nothing for the store: nothing to make durable
-                channel.basic_ack(method.delivery_tag)
-                return
-            body = contract.encode(updates)     # the journal and its replay hold contract v1
+        if not updates:         # nothing for the store (a foreign format's other events)
+            channel.basic_ack(method.delivery_tag)
+            return
         try:
-            lsn = self._journal.append(body)
+            # The validated updates, not the body: read back without validating again.
+            lsn = self._journal.append(contract.encode_journal(updates))
         except JournalFailed as exc:
             self._fail(exc)
             return

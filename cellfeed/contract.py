@@ -210,6 +210,31 @@ def flavor_delete(flavorid: str, version: int) -> dict:
     return _envelope(FLAVOR_DELETE, str(flavorid), version)
 
 
+# -- the journal's form ---------------------------------------------------------------------------
+
+# Set by the consumer on every update it journals, after validating it: an entry of that form is
+# read back (cellfeed.applyproc, replay) without validating and normalizing it again (~20 us an
+# update, a fifth of the applier's time).  A cell cannot forge it: the consumer journals only
+# what it encoded itself, never a message's body.  A cellfeed that predates it validates the
+# entry as an ordinary v1 batch (the field is ignored there), and so does this one for entries
+# journaled before it.
+JOURNALED = "journaled"
+
+
+def encode_journal(updates: list[dict]) -> bytes:
+    """A journal entry holding updates as ``decode`` returned them."""
+    return orjson.dumps([dict(update, journaled=True) for update in updates])
+
+
+def decode_journal(payload: bytes) -> list[dict]:
+    """The updates of a journal entry: ``decode``'s result for the message it came from."""
+    doc = orjson.loads(payload)
+    if type(doc) is list and doc and all(type(u) is dict and u.get(JOURNALED) is True
+                                         for u in doc):
+        return doc
+    return decode(payload)
+
+
 def encode(updates: dict | list[dict]) -> bytes:
     """The message body for one update or a batch of them."""
     return orjson.dumps(updates)

@@ -200,7 +200,7 @@ class FeedService:
     @staticmethod
     def _decode_journaled(lsn: int, payload: bytes) -> list:
         try:
-            return contract.decode(payload)
+            return contract.decode_journal(payload)
         except contract.ContractError as exc:
             # It passed when it was received; only a contract change can get here.
             LOG.error("cellfeed: journal entry %d no longer decodes (%s); skipped", lsn, exc)

@@ -64,3 +64,29 @@ def test_options_from_argparse_namespace_and_dict():
                                                                               10, 5)
     assert opts.queue.startswith("fastnova.feed.") and opts.segment_bytes == 64 << 20
     assert Options.from_any({"data_dir": "/d", "amqp": "amqp://y/"}).amqp_url == "amqp://y/"
+
+
+def test_journal_form_reads_back_as_decoded():
+    """The consumer journals decode()'s result; reading it back gives the same updates without
+    validating again, and an entry journaled as a raw body (earlier cellfeed) is validated."""
+    import random
+
+    from bench.bench_feed import workload
+    updates = [C.server_upsert(server(U, 3)), C.server_patch(U, 4, {"vm_state": "stopped",
+                                                                     "launched_at": "2024-05-02"}),
+               C.server_delete(U, 5, "2024-05-02T10:00:00+02:00"),
+               C.flavor_upsert({"id": 42, "name": "f", "vcpus": 1, "ram": 1, "disk": 1}, 1),
+               C.flavor_delete("42", 2)] + workload(200, random.Random(3))
+    for body in [C.encode(updates), C.encode(updates[0]), C.encode(updates[-1])]:
+        decoded = C.decode(body)
+        read = C.decode_journal(C.encode_journal(decoded))
+        assert read == [dict(u, journaled=True) for u in decoded]
+        assert [list(u["server"]) for u in read if "server" in u] == \
+            [list(u["server"]) for u in decoded if "server" in u]     # key order: same bytes
+        assert C.decode_journal(body) == decoded
+
+
+def test_a_forged_journal_mark_is_still_validated():
+    forged = [dict(C.server_upsert(dict(server(U, 1), metadata=["x"])), journaled=True)]
+    with pytest.raises(C.ContractError, match="metadata must be an object"):
+        C.decode(C.encode(forged))
