@@ -1,0 +1,105 @@
+"""The worker takes every queued connection when its listening socket is ready, even while each
+loop iteration is long (a busy worker building large pages), and keeps serving through drains and
+connections that reset before they were set up."""
+import asyncio
+import socket
+import struct
+import time
+
+from fastnova.loop import new_loop
+from fastnova.worker import Acceptor
+
+
+class _Proto(asyncio.Protocol):
+    def __init__(self, made):
+        self.made = made
+
+    def connection_made(self, transport):
+        self.made.append(time.monotonic())
+        transport.write(b"hi")
+
+
+def _listener():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    return sock
+
+
+def _busy(loop, seconds, until):
+    """Make every loop iteration last `seconds` (what answering large pages does)."""
+    def spin():
+        time.sleep(seconds)
+        if time.monotonic() < until:
+            loop.call_later(0, spin)
+    loop.call_soon(spin)
+
+
+def test_a_burst_of_connections_is_taken_in_a_few_iterations_of_a_busy_loop():
+    loop = new_loop()
+    sock = _listener()
+    made = []
+    acceptor = Acceptor(loop, sock, lambda: _Proto(made))
+    clients = [socket.create_connection(sock.getsockname()) for _ in range(100)]
+    try:
+        start = time.monotonic()
+        _busy(loop, 0.02, start + 0.35)
+        # One connection per iteration would need 100 iterations of 20 ms: 2 s.
+        loop.run_until_complete(asyncio.sleep(0.3))
+        assert len(made) == 100
+        assert max(made) - start < 0.3
+        for client in clients:
+            client.settimeout(5)
+            assert client.recv(2) == b"hi"
+    finally:
+        acceptor.close()
+        for client in clients:
+            client.close()
+        loop.run_until_complete(asyncio.sleep(0.05))
+        sock.close()
+        loop.close()
+
+
+def test_a_connection_reset_while_queued_does_not_stop_the_others():
+    loop = new_loop()
+    sock = _listener()
+    made = []
+    acceptor = Acceptor(loop, sock, lambda: _Proto(made))
+    reset = socket.create_connection(sock.getsockname())
+    reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    reset.close()                                     # RST before the worker accepted it
+    good = [socket.create_connection(sock.getsockname()) for _ in range(3)]
+    try:
+        loop.run_until_complete(asyncio.sleep(0.2))
+        for client in good:
+            client.settimeout(5)
+            assert client.recv(2) == b"hi"
+    finally:
+        acceptor.close()
+        for client in good:
+            client.close()
+        loop.run_until_complete(asyncio.sleep(0.05))
+        sock.close()
+        loop.close()
+
+
+def test_close_stops_accepting_and_leaves_the_queue_for_the_next_worker():
+    loop = new_loop()
+    sock = _listener()
+    made = []
+    acceptor = Acceptor(loop, sock, lambda: _Proto(made))
+    first = socket.create_connection(sock.getsockname())
+    loop.run_until_complete(asyncio.sleep(0.1))
+    assert len(made) == 1
+    acceptor.close()
+    acceptor.close()                                  # idempotent
+    queued = socket.create_connection(sock.getsockname())
+    loop.run_until_complete(asyncio.sleep(0.1))
+    assert len(made) == 1                             # not taken by the draining worker
+    conn, _ = sock.accept()                           # still in the queue for whoever is next
+    conn.close()
+    for client in (first, queued):
+        client.close()
+    loop.run_until_complete(asyncio.sleep(0.05))
+    sock.close()
+    loop.close()
