@@ -1,7 +1,9 @@
 """The one door for reading the LMDB store (opened read-only in each worker, after fork).
 
 A read is one short read transaction: it never spans an ``await``, so a slow client cannot pin an
-old snapshot and make the file grow.  Pages walk an index in the requested order (fastnova.query.plan
+old snapshot and make the file grow.  (The show fast path keeps one snapshot between requests
+while the store has not changed, and lets go of it at the first read or worker tick after a
+commit: fastnova/_ext/_mapped.pyx.)  Pages walk an index in the requested order (fastnova.query.plan
 decides which) and stop after ``limit`` matches: for the default order and the indexed filters the
 cost of a page is O(limit), not O(servers).
 """
