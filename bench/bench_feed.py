@@ -13,7 +13,8 @@
 4. store read latency (begin + get + abort of a random server) in a separate process, idle and
    while the feed applies updates at that rate (the HTTP figure needs the API server).  As the
    issue's rules ask, on a machine with 2+ cores the reader (the probe) has a core of its own
-   and the load (the feed process, this process's publisher and watcher) is pinned to another;
+   and the load (the feed's two processes, this process's publisher and watcher) is pinned to
+   another;
    RabbitMQ is not ours to pin and runs where the kernel puts it.  The probe also reports its
    minor page faults per read (pages the writer placed anew that the reader maps on first
    touch).
@@ -148,9 +149,9 @@ def lag(args):
         with names.publisher() as pub:
             pub.send([contract.server_upsert(server(u, 1)) for u in servers])
         proc = FeedProcess(data, names, "--log-level", "WARNING", *args.feed_arg).start()
-        pin(proc.proc.pid, LOAD_CORE)
         store = Store(data)
         wait_for(lambda: len(store.records()) == len(servers), timeout=60)
+        pin(proc.proc.pid, LOAD_CORE)      # and its applier process (started by now)
         reader = StoreReader(data)
         with BrokerPinned(args.pin_broker):
             probe_idle = read_probe(data, args.probe_seconds)
@@ -254,11 +255,17 @@ TWO_CORES = READER_CORE >= 0
 
 
 def pin(pid, core):
-    """Pin every thread of a process (affinity is per thread; new threads inherit it)."""
+    """Pin every thread of a process and of its child processes (``cellfeed run``'s applier);
+    affinity is per thread, and new threads and processes inherit it."""
     if core < 0:
         return
-    for tid in os.listdir("/proc/%d/task" % (pid or os.getpid())):
+    pid = pid or os.getpid()
+    for tid in os.listdir("/proc/%d/task" % pid):
         os.sched_setaffinity(int(tid), {core})
+        if pid != os.getpid():
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                for child in f.read().split():
+                    pin(int(child), core)
 
 
 def broker_threads():
