@@ -4,7 +4,8 @@
 
 Each cycle publishes a wave of updates (with publisher confirms) while a consumer process runs,
 then kills it with SIGKILL after a random delay (during start-up, replay, consumption or a
-commit).  A monitor reads the store the whole time.  Checked:
+commit); in a third of the cycles its applier process is killed first, and the consumer must
+then stop acknowledging and exit with status 70 by itself.  A monitor reads the store the whole time.  Checked:
 
 * no server's version ever goes down, and a deleted server never comes back (monitor);
 * after a final clean run, the store holds exactly the newest published state of every server:
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
 import time
 
@@ -142,10 +144,26 @@ def run_cycle(tmp_path, names, model, rng) -> int:
     publisher.start()
     time.sleep(rng.uniform(0.05, 1.2))
     alive = proc.proc.poll() is None
+    applier = _children(proc.proc.pid) if alive else []
+    if applier and rng.random() < 1 / 3:
+        # The applier process alone: the consumer must stop acknowledging and exit non-zero.
+        os.kill(applier[0], signal.SIGKILL)
+        code = proc.proc.wait(20)
+        assert code == 70, "seed %d: exit %s after its applier died:\n%s" % (
+            SEED, code, proc.output())
     proc.kill()
     publisher.join()
     assert alive, "seed %d: consumer died by itself:\n%s" % (SEED, proc.output())
     return int("replayed" in proc.output())
+
+
+def _children(pid) -> list[int]:
+    """``cellfeed run``'s applier process (cellfeed.applyproc), once started."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
 
 
 def _small_segments():
