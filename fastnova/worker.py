@@ -74,7 +74,7 @@ class Worker:
         self.fast = app.fast
         self.server = Acceptor(loop, self.sock,
                                lambda: _Tracked(app, loop, self.stats, self.limits,
-                                                self.protocols))
+                                                self.protocols, self))
         loop.add_signal_handler(signal.SIGTERM, self.drain)
         loop.add_signal_handler(signal.SIGINT, _quit)
         loop.add_signal_handler(signal.SIGQUIT, _quit)
@@ -128,7 +128,7 @@ class Worker:
         self.loop.stop()
 
     def _stop_when_empty(self):
-        if not self.protocols:
+        if not self.protocols and not self.server.opening:
             self.loop.stop()
         else:
             self.loop.call_later(0.02, self._stop_when_empty)
@@ -161,6 +161,7 @@ class Acceptor:
         self.factory = factory
         self.fd = sock.fileno()
         self.open = True
+        self.opening = 0                # accepted, transport not made yet (a drain waits)
         sock.setblocking(False)
         loop.add_reader(self.fd, self._ready)
 
@@ -185,6 +186,7 @@ class Acceptor:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+            self.opening += 1
             self.loop.create_task(self._open(conn))
 
     def _resume(self):
@@ -197,6 +199,8 @@ class Acceptor:
         except Exception as exc:  # the peer reset before its transport existed
             LOG.debug("connection dropped before it was set up: %s", exc)
             conn.close()
+        finally:
+            self.opening -= 1
 
     def close(self):
         """Stop accepting (a drain); what is queued is left to the slot's next worker."""
@@ -208,13 +212,17 @@ class Acceptor:
 class _Tracked(HttpProtocol):
     """HttpProtocol that registers itself so the tick and TERM reach every open connection."""
 
-    def __init__(self, app, loop, stats, limits, registry):
+    def __init__(self, app, loop, stats, limits, registry, worker):
         super().__init__(app, loop, stats, limits)
         self.registry = registry
+        self.worker = worker
 
     def connection_made(self, transport):
         self.registry.add(self)
         super().connection_made(transport)
+        if self.worker.draining:
+            # Accepted just before TERM: answer what it sent, then close (never cut it).
+            self.draining = True
 
     def connection_lost(self, exc):
         self.registry.discard(self)

@@ -103,3 +103,26 @@ def test_close_stops_accepting_and_leaves_the_queue_for_the_next_worker():
     loop.run_until_complete(asyncio.sleep(0.05))
     sock.close()
     loop.close()
+
+
+def test_connections_accepted_but_not_yet_set_up_are_counted_for_a_drain():
+    """A drain stops the loop only when no accepted socket is still on its way to becoming a
+    transport (else a connection accepted just before TERM would be cut, unanswered)."""
+    loop = new_loop()
+    sock = _listener()
+    made = []
+    acceptor = Acceptor(loop, sock, lambda: _Proto(made))
+    clients = [socket.create_connection(sock.getsockname()) for _ in range(5)]
+    try:
+        time.sleep(0.05)
+        acceptor._ready()                    # what the loop calls when the socket is ready
+        assert acceptor.opening == 5 and made == []
+        loop.run_until_complete(asyncio.sleep(0.1))
+        assert acceptor.opening == 0 and len(made) == 5
+    finally:
+        acceptor.close()
+        for client in clients:
+            client.close()
+        loop.run_until_complete(asyncio.sleep(0.05))
+        sock.close()
+        loop.close()
