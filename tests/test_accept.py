@@ -126,3 +126,59 @@ def test_connections_accepted_but_not_yet_set_up_are_counted_for_a_drain():
         loop.run_until_complete(asyncio.sleep(0.05))
         sock.close()
         loop.close()
+
+
+_OUT_OF_FDS = """
+import asyncio, os, resource, socket, sys, time
+from fastnova.loop import new_loop
+from fastnova.worker import Acceptor
+
+class P(asyncio.Protocol):
+    def connection_made(self, transport):
+        made.append(transport)
+
+made = []
+loop = new_loop()
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(64)
+print(sock.getsockname()[1], flush=True)
+sys.stdin.readline()                       # the parent has queued its connections
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 2, hard))
+acceptor = Acceptor(loop, sock, P)
+cpu = time.process_time()
+loop.run_until_complete(asyncio.sleep(1.0))
+print("limited", len(made), round(time.process_time() - cpu, 2), flush=True)
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+loop.run_until_complete(asyncio.sleep(1.0))
+print("after", len(made), flush=True)
+"""
+
+
+def test_running_out_of_descriptors_backs_off_then_takes_the_rest(tmp_path):
+    """EMFILE on a level-triggered listening socket must not spin the loop (the reader is
+    taken off and put back later), and the queued connections are accepted once descriptors
+    are free again."""
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", _OUT_OF_FDS], cwd=repo, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    port = int(proc.stdout.readline())
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+    try:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        limited = proc.stdout.readline().split()
+        after = proc.stdout.readline().split()
+        err = proc.communicate(timeout=30)[1]
+    finally:
+        for client in clients:
+            client.close()
+    assert limited[0] == "limited" and int(limited[1]) < 10
+    assert float(limited[2]) < 0.5, "the loop spun on EMFILE"
+    assert "cannot accept connections" in err
+    assert after == ["after", "10"]
