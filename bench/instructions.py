@@ -37,31 +37,10 @@ def _requests(count: int):
             b"User-Agent: bench\r\n\r\n" % (uuid, token) for uuid in ids]
 
 
-class _Transport:
-    def write(self, data):
-        pass
-
-    def close(self):
-        pass
-
-    def pause_reading(self):
-        pass
-
-    def resume_reading(self):
-        pass
-
-
-class _Loop:
-    def time(self):
-        return 0.0
-
-    def call_later(self, *args):
-        return None
-
-
 def _child(kind: str, store: str, servers: int, n: int) -> None:
     """What runs under valgrind: warm up, then n requests."""
     sys.path.insert(0, REPO)
+    from bench.fakes import Loop, Transport
     reqs = _requests(servers)
     if kind == "fastnova":
         from fastnova.api.app import App
@@ -70,12 +49,12 @@ def _child(kind: str, store: str, servers: int, n: int) -> None:
         # valgrind cannot reserve the default 64 GB map; the store itself is far smaller.
         size = os.path.getsize(os.path.join(store, "store", "data.mdb"))
         reader = StoreReader(store, map_size=size + (1 << 30))
-        proto = HttpProtocol(App(reader, server_name="127.0.0.1:8774"), _Loop())
+        proto = HttpProtocol(App(reader, server_name="127.0.0.1:8774"), Loop())
     else:
         from bench.bare_server import Protocol, response
         answers = {r.split(b" ")[1]: response(b"x" * 1500) for r in reqs}
         proto = Protocol(answers)
-    proto.connection_made(_Transport())
+    proto.connection_made(Transport())
     feed = proto.data_received
     for _ in range(2):
         for r in reqs:

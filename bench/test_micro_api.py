@@ -11,40 +11,12 @@ from fastnova.api.app import App, Request
 from fastnova.api.microversion import negotiate
 from fastnova.api.protocol import HttpProtocol
 
+from bench.fakes import Loop as _Loop, Transport as _Transport
+
 MEMBER_TOKEN = "demo:6f70656e737461636b20342065766572"
 SHOW_REQUEST = (b"GET /v2.1/servers/%s HTTP/1.1\r\nHost: 127.0.0.1:8774\r\n"
                 b"X-Auth-Token: " + MEMBER_TOKEN.encode() + b"\r\nAccept: application/json\r\n"
                 b"User-Agent: python-novaclient\r\nOpenStack-API-Version: compute 2.79\r\n\r\n")
-
-
-class _Transport:
-    def __init__(self):
-        self.sent = 0
-
-    def write(self, data):
-        self.sent += 1
-
-    def close(self):
-        pass
-
-    def pause_reading(self):
-        pass
-
-    def resume_reading(self):
-        pass
-
-
-class _Loop:
-    def time(self):
-        return 0.0
-
-    def call_later(self, *_args):
-        return _Timer()
-
-
-class _Timer:
-    def cancel(self):
-        pass
 
 
 class _StubApp:

@@ -2,6 +2,7 @@
 loop iteration is long (a busy worker building large pages), and keeps serving through drains and
 connections that reset before they were set up."""
 import asyncio
+import contextlib
 import socket
 import struct
 import time
@@ -35,13 +36,33 @@ def _busy(loop, seconds, until):
     loop.call_soon(spin)
 
 
-def test_a_burst_of_connections_is_taken_in_a_few_iterations_of_a_busy_loop():
+@contextlib.contextmanager
+def _serving():
+    """A loop, a listening socket with an Acceptor on it, the transports' connection times, and
+    a list to put client sockets in; all closed afterwards."""
     loop = new_loop()
     sock = _listener()
-    made = []
+    made, clients = [], []
     acceptor = Acceptor(loop, sock, lambda: _Proto(made))
-    clients = [socket.create_connection(sock.getsockname()) for _ in range(100)]
     try:
+        yield loop, sock, acceptor, made, clients
+    finally:
+        acceptor.close()
+        for client in clients:
+            client.close()
+        loop.run_until_complete(asyncio.sleep(0.05))
+        sock.close()
+        loop.close()
+
+
+def _connect(sock, clients, count):
+    clients.extend(socket.create_connection(sock.getsockname()) for _ in range(count))
+    return clients[-count:]
+
+
+def test_a_burst_of_connections_is_taken_in_a_few_iterations_of_a_busy_loop():
+    with _serving() as (loop, sock, _acceptor, made, clients):
+        _connect(sock, clients, 100)
         start = time.monotonic()
         _busy(loop, 0.02, start + 0.35)
         # One connection per iteration would need 100 iterations of 20 ms: 2 s.
@@ -51,81 +72,43 @@ def test_a_burst_of_connections_is_taken_in_a_few_iterations_of_a_busy_loop():
         for client in clients:
             client.settimeout(5)
             assert client.recv(2) == b"hi"
-    finally:
-        acceptor.close()
-        for client in clients:
-            client.close()
-        loop.run_until_complete(asyncio.sleep(0.05))
-        sock.close()
-        loop.close()
 
 
 def test_a_connection_reset_while_queued_does_not_stop_the_others():
-    loop = new_loop()
-    sock = _listener()
-    made = []
-    acceptor = Acceptor(loop, sock, lambda: _Proto(made))
-    reset = socket.create_connection(sock.getsockname())
-    reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    reset.close()                                     # RST before the worker accepted it
-    good = [socket.create_connection(sock.getsockname()) for _ in range(3)]
-    try:
-        loop.run_until_complete(asyncio.sleep(0.2))
-        for client in good:
+    with _serving() as (loop, sock, _acceptor, _made, clients):
+        reset = socket.create_connection(sock.getsockname())
+        reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        reset.close()                                 # RST before the worker accepted it
+        for client in _connect(sock, clients, 3):
+            loop.run_until_complete(asyncio.sleep(0.05))
             client.settimeout(5)
             assert client.recv(2) == b"hi"
-    finally:
-        acceptor.close()
-        for client in good:
-            client.close()
-        loop.run_until_complete(asyncio.sleep(0.05))
-        sock.close()
-        loop.close()
 
 
 def test_close_stops_accepting_and_leaves_the_queue_for_the_next_worker():
-    loop = new_loop()
-    sock = _listener()
-    made = []
-    acceptor = Acceptor(loop, sock, lambda: _Proto(made))
-    first = socket.create_connection(sock.getsockname())
-    loop.run_until_complete(asyncio.sleep(0.1))
-    assert len(made) == 1
-    acceptor.close()
-    acceptor.close()                                  # idempotent
-    queued = socket.create_connection(sock.getsockname())
-    loop.run_until_complete(asyncio.sleep(0.1))
-    assert len(made) == 1                             # not taken by the draining worker
-    conn, _ = sock.accept()                           # still in the queue for whoever is next
-    conn.close()
-    for client in (first, queued):
-        client.close()
-    loop.run_until_complete(asyncio.sleep(0.05))
-    sock.close()
-    loop.close()
+    with _serving() as (loop, sock, acceptor, made, clients):
+        _connect(sock, clients, 1)
+        loop.run_until_complete(asyncio.sleep(0.1))
+        assert len(made) == 1
+        acceptor.close()
+        acceptor.close()                              # idempotent
+        _connect(sock, clients, 1)
+        loop.run_until_complete(asyncio.sleep(0.1))
+        assert len(made) == 1                         # not taken by the draining worker
+        conn, _ = sock.accept()                       # still queued for whoever is next
+        conn.close()
 
 
 def test_connections_accepted_but_not_yet_set_up_are_counted_for_a_drain():
     """A drain stops the loop only when no accepted socket is still on its way to becoming a
     transport (else a connection accepted just before TERM would be cut, unanswered)."""
-    loop = new_loop()
-    sock = _listener()
-    made = []
-    acceptor = Acceptor(loop, sock, lambda: _Proto(made))
-    clients = [socket.create_connection(sock.getsockname()) for _ in range(5)]
-    try:
+    with _serving() as (loop, sock, acceptor, made, clients):
+        _connect(sock, clients, 5)
         time.sleep(0.05)
-        acceptor._ready()                    # what the loop calls when the socket is ready
+        acceptor._ready()                        # what the loop calls when the socket is ready
         assert acceptor.opening == 5 and made == []
         loop.run_until_complete(asyncio.sleep(0.1))
         assert acceptor.opening == 0 and len(made) == 5
-    finally:
-        acceptor.close()
-        for client in clients:
-            client.close()
-        loop.run_until_complete(asyncio.sleep(0.05))
-        sock.close()
-        loop.close()
 
 
 _OUT_OF_FDS = """

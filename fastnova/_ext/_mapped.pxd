@@ -21,6 +21,8 @@ cdef class MappedDB:
     cdef int _renew(self) except -2
     cdef int _search(self, uint64_t pgno, const char* key, size_t klen, int want_subdb,
                      const uint8_t** value, size_t* vlen) noexcept
+    cdef Py_ssize_t _floor(self, const uint8_t* page, Py_ssize_t first, Py_ssize_t n,
+                           const char* key, size_t klen, int* cmp) noexcept
     cdef const uint8_t* _node(self, const uint8_t* page, Py_ssize_t i) noexcept
     cdef uint64_t _current(self) noexcept
     cdef int _map(self, size_t length) except -1

@@ -255,8 +255,8 @@ cdef class MappedDB:
         """Walk the snapshot's tree from page pgno: 1 found, 0 absent, -1 not readable."""
         cdef const uint8_t* page
         cdef const uint8_t* node
-        cdef uint16_t flags, lower, off, nflags, ksize
-        cdef Py_ssize_t n, lo, hi, mid, idx
+        cdef uint16_t flags, lower, nflags, ksize
+        cdef Py_ssize_t n, idx
         cdef int c, depth
         cdef size_t psize = self.psize
         cdef uint64_t dsize, big
@@ -274,22 +274,11 @@ cdef class MappedDB:
             if flags & P_BRANCH:
                 # The last node whose key is <= the key sought; node 0 stands for "everything
                 # below node 1" and has no key.
-                idx = 0
-                lo = 1
-                hi = n - 1
-                while lo <= hi:
-                    mid = (lo + hi) >> 1
-                    node = self._node(page, mid)
-                    if node == NULL:
-                        return -1
-                    c = _cmp(node + NODE_HEAD, fn_u16(node + 6), key, klen)
-                    if c <= 0:
-                        idx = mid
-                        if c == 0:
-                            break
-                        lo = mid + 1
-                    else:
-                        hi = mid - 1
+                idx = self._floor(page, 1, n, key, klen, &c)
+                if idx == -2:
+                    return -1
+                if idx == -1:
+                    idx = 0
                 node = self._node(page, idx)
                 if node == NULL:
                     return -1
@@ -298,43 +287,59 @@ cdef class MappedDB:
                 continue
             if not flags & P_LEAF:
                 return -1
-            lo = 0
-            hi = n - 1
-            while lo <= hi:
-                mid = (lo + hi) >> 1
-                node = self._node(page, mid)
-                if node == NULL:
+            idx = self._floor(page, 0, n, key, klen, &c)
+            if idx == -2:
+                return -1
+            if idx == -1 or c != 0:
+                return 0
+            node = self._node(page, idx)
+            ksize = fn_u16(node + 6)
+            nflags = fn_u16(node + 4)
+            dsize = <uint64_t>fn_u16(node) | (<uint64_t>fn_u16(node + 2) << 16)
+            if nflags & F_DUPDATA or ((nflags & F_SUBDATA) != 0) != (want_subdb != 0):
+                return -1
+            if nflags & F_BIGDATA:
+                if node + NODE_HEAD + ksize + 8 > page + psize:
                     return -1
-                ksize = fn_u16(node + 6)
-                c = _cmp(node + NODE_HEAD, ksize, key, klen)
-                if c < 0:
-                    lo = mid + 1
-                elif c > 0:
-                    hi = mid - 1
-                else:
-                    nflags = fn_u16(node + 4)
-                    dsize = <uint64_t>fn_u16(node) | (<uint64_t>fn_u16(node + 2) << 16)
-                    if nflags & F_DUPDATA or ((nflags & F_SUBDATA) != 0) != (want_subdb != 0):
-                        return -1
-                    if nflags & F_BIGDATA:
-                        if node + NODE_HEAD + ksize + 8 > page + psize:
-                            return -1
-                        big = fn_u64(node + NODE_HEAD + ksize)
-                        if big < 2 or big > self.last_pg or \
-                                (big * psize + PAGE_HEAD + dsize) > (self.last_pg + 1) * psize:
-                            return -1
-                        page = self.base + big * psize
-                        if not fn_u16(page + OFF_FLAGS) & P_OVERFLOW:
-                            return -1
-                        value[0] = page + PAGE_HEAD
-                    else:
-                        if node + NODE_HEAD + ksize + dsize > page + psize:
-                            return -1
-                        value[0] = node + NODE_HEAD + ksize
-                    vlen[0] = dsize
-                    return 1
-            return 0
+                big = fn_u64(node + NODE_HEAD + ksize)
+                if big < 2 or big > self.last_pg or \
+                        (big * psize + PAGE_HEAD + dsize) > (self.last_pg + 1) * psize:
+                    return -1
+                page = self.base + big * psize
+                if not fn_u16(page + OFF_FLAGS) & P_OVERFLOW:
+                    return -1
+                value[0] = page + PAGE_HEAD
+            else:
+                if node + NODE_HEAD + ksize + dsize > page + psize:
+                    return -1
+                value[0] = node + NODE_HEAD + ksize
+            vlen[0] = dsize
+            return 1
         return -1
+
+    cdef Py_ssize_t _floor(self, const uint8_t* page, Py_ssize_t first, Py_ssize_t n,
+                           const char* key, size_t klen, int* cmp) noexcept:
+        """Binary search of nodes first..n-1 (in key order): the last whose key is <= key, with
+        cmp set to 0 when it is equal; -1 when every key is greater; -2 on a damaged node."""
+        cdef Py_ssize_t lo = first, hi = n - 1, mid, found = -1
+        cdef const uint8_t* node
+        cdef int c
+        cmp[0] = 1
+        while lo <= hi:
+            mid = (lo + hi) >> 1
+            node = self._node(page, mid)
+            if node == NULL:
+                return -2
+            c = _cmp(node + NODE_HEAD, fn_u16(node + 6), key, klen)
+            if c <= 0:
+                found = mid
+                cmp[0] = c
+                if c == 0:
+                    break
+                lo = mid + 1
+            else:
+                hi = mid - 1
+        return found
 
     cdef const uint8_t* _node(self, const uint8_t* page, Py_ssize_t i) noexcept:
         cdef uint16_t off = fn_u16(page + PAGE_HEAD + 2 * i)

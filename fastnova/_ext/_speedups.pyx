@@ -131,13 +131,7 @@ cdef class _Blob:
             while m < self.nmarks and self.mark_at[m] < stop:
                 mark = self.mark_at[m]
                 memcpy(out, self.data + at, mark - at)
-                out += mark - at
-                if self.data[mark] == MARK_ROOT:
-                    memcpy(out, root, rlen)
-                    out += rlen
-                else:
-                    memcpy(out, vroot, vlen)
-                    out += vlen
+                out = _prefix(out + mark - at, self.data[mark], root, rlen, vroot, vlen)
                 at = mark + 1
                 m += 1
             memcpy(out, self.data + at, stop - at)
@@ -159,14 +153,19 @@ cdef char* _copy_filled(char* out, const char* src, Py_ssize_t n, const char* ro
         out += run
         if hit == NULL:
             break
-        if hit[0] == MARK_ROOT:
-            memcpy(out, root, rlen)
-            out += rlen
-        else:
-            memcpy(out, vroot, vlen)
-            out += vlen
+        out = _prefix(out, hit[0], root, rlen, vroot, vlen)
         src = hit + 1
     return out
+
+
+cdef inline char* _prefix(char* out, char mark, const char* root, Py_ssize_t rlen,
+                          const char* vroot, Py_ssize_t vlen) noexcept:
+    """The link prefix a marker stands for, written at out."""
+    if mark == MARK_ROOT:
+        memcpy(out, root, rlen)
+        return out + rlen
+    memcpy(out, vroot, vlen)
+    return out + vlen
 
 
 cdef inline const char* _next_mark(const char* p, const char* end) noexcept:
