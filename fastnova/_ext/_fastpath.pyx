@@ -5,10 +5,11 @@ Clients poll servers by id all day (``wait_for_server``, Horizon, Terraform).  O
 token, microversion header and Host have been answered once by the general path (fastnova.api.app
 memoizes them), such a request needs no routing, parsing or error handling.  The compiled protocol
 (``_protocol.pyx``) hands it over as the raw bytes httptools gave, before any Request object is
-built: one dict lookup resolves the caller (identity, microversion, link prefixes), one LMDB get
-finds the blob, and the whole response (status line, nova's headers, a fresh request id, the
-document with its links filled in) is written into one exactly-sized bytes object, read straight
-from the memory-mapped page.  No Python frame runs.
+built: one slot of a hashed table resolves the caller (identity, microversion, link prefixes),
+a B-tree walk over LMDB's mapped pages under a held snapshot finds the blob (_mapped.pyx; py-lmdb
+when that cannot be done), and the whole response (status line, nova's headers, a fresh request
+id, the document with its links filled in) is written into one exactly-sized bytes object, read
+straight from the memory-mapped page.  No Python frame runs.
 
 Anything else (another path, a query string, a memo miss, an unknown or foreign server, an
 error) returns None and the general path answers, so the two can never disagree:
