@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from fastnova.store import layout as L
 from fastnova.store.writer import StoreWriter
-from tests.test_writer_incremental import (UUIDS, changes, feed_changes, op, records,
+from tests.test_writer_incremental import (UUIDS, apply_ops, changes, feed_changes, op, records,
                                           times)
 
 
@@ -46,19 +46,6 @@ def _history(pool, seed, length):
     return ops
 
 
-def _apply(writer, ops, per_batch, coalesce):
-    for start in range(0, len(ops), per_batch):
-        with writer.batch(coalesce=coalesce) as b:
-            for kind, uuid, version, payload in ops[start:start + per_batch]:
-                if kind == "upsert":
-                    b.upsert_server(dict(payload, id=uuid, version=version, seq=0),
-                                    normalized=True)
-                elif kind == "patch":
-                    b.patch_server(uuid, version, payload)
-                else:
-                    b.delete_server(uuid, version, payload)
-
-
 def _dump(writer):
     with writer.env.begin() as txn:
         return {name: list(txn.cursor(db=writer.dbs[name])) for name in L.ALL_DBS}
@@ -85,8 +72,8 @@ def _compare(tmp_path_factory, ops, cache, per_batch):
     one = StoreWriter(str(tmp_path_factory.mktemp("one")), sync=False, render_cache=cache)
     many = StoreWriter(str(tmp_path_factory.mktemp("many")), sync=False, render_cache=cache)
     try:
-        _apply(one, ops, 1, coalesce=False)
-        _apply(many, ops, per_batch, coalesce=True)
+        apply_ops(one, ops, 1, coalesce=False)
+        apply_ops(many, ops, per_batch, coalesce=True)
         assert _dump(many) == _dump(one)
     finally:
         one.close()

@@ -236,9 +236,10 @@ def _model(ops):
     return recs
 
 
-def _apply(writer, ops, per_batch):
+def apply_ops(writer, ops, per_batch, **batch_args):
+    """Apply (kind, uuid, version, payload) ops, per_batch of them a store transaction."""
     for start in range(0, len(ops), per_batch):
-        with writer.batch() as b:
+        with writer.batch(**batch_args) as b:
             for kind, uuid, version, payload in ops[start:start + per_batch]:
                 if kind == "upsert":
                     b.upsert_server(dict(payload, id=uuid, version=version, seq=0),
@@ -268,7 +269,7 @@ def test_histories_store_the_bytes_of_a_full_render(tmp_path_factory, ops, cache
     writer = StoreWriter(str(tmp_path_factory.mktemp("inc")), sync=False, render_cache=cache)
     full = StoreWriter(str(tmp_path_factory.mktemp("full")), sync=False)
     try:
-        _apply(writer, ops, per_batch)
+        apply_ops(writer, ops, per_batch)
         with full.batch() as b:      # the same final records, written once each
             for rec in recs.values():
                 if "project_id" in rec:
