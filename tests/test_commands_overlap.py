@@ -3,6 +3,7 @@ the forwarder holds a cast until its row exists, writes the row itself for a com
 died before its statement, and a command whose statement failed withdraws its store write."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -37,51 +38,53 @@ def _queue(writer, rec, age=0.0):
         return outbox.key(outbox.append(b, cast))
 
 
-def test_gate_holds_a_cast_until_its_row_and_keeps_a_servers_order(tmp_path, monkeypatch):
-    monkeypatch.setenv("FASTNOVA_RECOVER_SETTLE", "60")
+@contextlib.contextmanager
+def _gated(tmp_path):
+    """A store with an outbox, a fresh PostgreSQL schema and the forwarder's DbGate on both."""
     writer = StoreWriter(str(tmp_path))
     outbox.ensure(writer)
-    with pg_schema() as schema:
-        gate = DbGate(Options(data_dir=str(tmp_path), database=PG_DSN, db_schema=schema))
-        try:
-            a, b = str(uuidlib.uuid4()), str(uuidlib.uuid4())
-            ka = _queue(writer, _record(a, 10))
-            with writer.batch() as batch:      # a later, ungated cast of the same server
-                kl = outbox.key(outbox.append(batch, outbox.make_cast("stop_instance",
-                                                                      _record(a, 11))))
-            kb = _queue(writer, _record(b, 20))
-            _upsert(schema, [(_record(b, 20), None)])
-            with writer.env.begin() as txn:
-                entries = outbox.read(txn, writer.dbs, 100)
-            assert [k for k, _ in gate.ready(writer, entries)] == [kb]     # a and its stop wait
-            _upsert(schema, [(_record(a, 10), None)])
-            assert [k for k, _ in gate.ready(writer, entries)] == [ka, kl, kb]
-        finally:
-            gate.close()
-    writer.close()
+    try:
+        with pg_schema() as schema:
+            gate = DbGate(Options(data_dir=str(tmp_path), database=PG_DSN, db_schema=schema))
+            try:
+                yield writer, schema, gate
+            finally:
+                gate.close()
+    finally:
+        writer.close()
+
+
+def test_gate_holds_a_cast_until_its_row_and_keeps_a_servers_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTNOVA_RECOVER_SETTLE", "60")
+    with _gated(tmp_path) as (writer, schema, gate):
+        a, b = str(uuidlib.uuid4()), str(uuidlib.uuid4())
+        ka = _queue(writer, _record(a, 10))
+        with writer.batch() as batch:      # a later, ungated cast of the same server
+            kl = outbox.key(outbox.append(batch, outbox.make_cast("stop_instance",
+                                                                  _record(a, 11))))
+        kb = _queue(writer, _record(b, 20))
+        _upsert(schema, [(_record(b, 20), None)])
+        with writer.env.begin() as txn:
+            entries = outbox.read(txn, writer.dbs, 100)
+        assert [k for k, _ in gate.ready(writer, entries)] == [kb]     # a and its stop wait
+        _upsert(schema, [(_record(a, 10), None)])
+        assert [k for k, _ in gate.ready(writer, entries)] == [ka, kl, kb]
 
 
 def test_gate_writes_the_row_of_a_stale_cast_and_claims_it(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTNOVA_RECOVER_SETTLE", "0.5")
-    writer = StoreWriter(str(tmp_path))
-    outbox.ensure(writer)
-    with pg_schema() as schema:
-        gate = DbGate(Options(data_dir=str(tmp_path), database=PG_DSN, db_schema=schema))
-        try:
-            fresh, old = str(uuidlib.uuid4()), str(uuidlib.uuid4())
-            kf = _queue(writer, _record(fresh, 5))
-            ko = _queue(writer, _record(old, 7, name="lost"), age=5.0)
-            with writer.env.begin() as txn:
-                entries = outbox.read(txn, writer.dbs, 100)
-            assert [k for k, _ in gate.ready(writer, entries)] == [ko]
-            assert pg_rows(schema, "SELECT uuid, version, record->>'name' FROM servers") == [
-                (old, 7, "lost")]
-            with writer.batch() as b:          # its command can no longer withdraw it
-                assert not outbox.withdraw(b, [ko])
-                assert outbox.withdraw(b, [kf])
-        finally:
-            gate.close()
-    writer.close()
+    with _gated(tmp_path) as (writer, schema, gate):
+        fresh, old = str(uuidlib.uuid4()), str(uuidlib.uuid4())
+        kf = _queue(writer, _record(fresh, 5))
+        ko = _queue(writer, _record(old, 7, name="lost"), age=5.0)
+        with writer.env.begin() as txn:
+            entries = outbox.read(txn, writer.dbs, 100)
+        assert [k for k, _ in gate.ready(writer, entries)] == [ko]
+        assert pg_rows(schema, "SELECT uuid, version, record->>'name' FROM servers") == [
+            (old, 7, "lost")]
+        with writer.batch() as b:          # its command can no longer withdraw it
+            assert not outbox.withdraw(b, [ko])
+            assert outbox.withdraw(b, [kf])
 
 
 def _upsert(schema, rows):
