@@ -185,3 +185,29 @@ def test_declined_requests_reach_the_general_path(store, loop):
     for name in declined:
         _feed(app, loop, STREAMS[name])
     assert app.general - base == len(declined)
+
+
+QUICK = ["member own", "admin foreign", "latest", "2.47 mixed case names", "legacy header",
+         "no host", "connection close"]
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_which_requests_the_quick_recognizer_answers(store, loop, name):
+    """A whole plain show request in one chunk is answered without httptools (``quick``); the
+    others are still answered (the byte comparison above), by httptools and the fast path or
+    the general path."""
+    app = Counting(store)
+    _feed(app, loop, STREAMS[name])                          # warm the memos
+    transport = Transport()
+    proto = HttpProtocol(app, loop)
+    proto.connection_made(transport)
+    proto.data_received(STREAMS[name])
+    assert proto.quick == (1 if name in QUICK else 0)
+    assert proto.answered >= 1 or transport.closed
+    # The same request split across reads is never the recognizer's.
+    proto = HttpProtocol(app, loop)
+    proto.connection_made(Transport())
+    stream = STREAMS[name]
+    proto.data_received(stream[:20])
+    proto.data_received(stream[20:])
+    assert proto.quick == 0

@@ -1,6 +1,11 @@
 from fastnova._ext._mapped cimport MappedDB
 from fastnova._ext._speedups cimport _Blob
 
+
+cdef struct Span:
+    const char* p             # a header value or target, in the request's own bytes
+    Py_ssize_t n              # its length; -1: the header was not sent (None)
+
 cdef class _Caller:
     cdef bytes owner          # the caller's project id, None for admin (sees every server)
     cdef bytes project        # the caller's project id, to spot it in the URL (links use it)
@@ -27,6 +32,8 @@ cdef class FastShow:
 
     cdef object answer_raw(self, bytes url, object token, object mv_header, object mv_legacy,
                            object host, bint keep_alive)
+    cdef object answer_span(self, const char* url, Py_ssize_t url_n, Span token, Span mv_header,
+                            Span mv_legacy, Span host, bint keep_alive)
     cdef _Caller _resolve(self, object token, object mv_header, object mv_legacy, object host)
     cdef object _show(self, const char* uuid, _Caller who, bytes root, bytes vroot,
                       bint keep_alive)

@@ -68,18 +68,33 @@ cdef uint64_t FNV_START = 14695981039346656037ULL
 cdef uint64_t FNV_PRIME = 1099511628211ULL
 
 
-cdef inline uint64_t _fnv(uint64_t h, object value) noexcept:
-    """FNV-1a over a header value (bytes or None), with a marker that keeps None, b"" and the
-    boundaries between values apart."""
-    cdef const uint8_t* p
-    cdef Py_ssize_t i, n
-    if value is None:
+cdef inline uint64_t _fnv(uint64_t h, Span value) noexcept:
+    """FNV-1a over a header value (absent when n < 0), with a marker that keeps absent, empty
+    and the boundaries between values apart."""
+    cdef const uint8_t* p = <const uint8_t*>value.p
+    cdef Py_ssize_t i
+    if value.n < 0:
         return (h ^ 0x100) * FNV_PRIME
-    p = <const uint8_t*>PyBytes_AS_STRING(value)
-    n = PyBytes_GET_SIZE(value)
-    for i in range(n):
+    for i in range(value.n):
         h = (h ^ p[i]) * FNV_PRIME
-    return (h ^ (0x200 + n)) * FNV_PRIME
+    return (h ^ (0x200 + value.n)) * FNV_PRIME
+
+
+cdef inline Span _span(object value) noexcept:
+    """A header value as httptools gave it (bytes or None) as a Span."""
+    cdef Span s
+    if value is None:
+        s.p = NULL
+        s.n = -1
+    else:
+        s.p = PyBytes_AS_STRING(value)
+        s.n = PyBytes_GET_SIZE(value)
+    return s
+
+
+cdef inline object _value(Span s):
+    """A Span as the bytes (or None) the general path's memos are keyed by."""
+    return None if s.n < 0 else PyBytes_FromStringAndSize(s.p, s.n)
 
 
 cdef inline bint _contains(const char* hay, Py_ssize_t n, const char* needle,
@@ -94,12 +109,11 @@ cdef inline bint _contains(const char* hay, Py_ssize_t n, const char* needle,
     return False
 
 
-cdef inline bint _same(object a, object b) noexcept:
-    """Two header values (bytes or None) are equal."""
-    if a is None or b is None:
-        return a is b
-    return PyBytes_GET_SIZE(a) == PyBytes_GET_SIZE(b) and \
-        memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b), PyBytes_GET_SIZE(a)) == 0
+cdef inline bint _same(object a, Span b) noexcept:
+    """A remembered header value (bytes or None) equals the one sent."""
+    if a is None or b.n < 0:
+        return a is None and b.n < 0
+    return PyBytes_GET_SIZE(a) == b.n and memcmp(PyBytes_AS_STRING(a), b.p, b.n) == 0
 
 
 cdef inline char* _put(char* out, bytes data) noexcept:
@@ -172,10 +186,17 @@ cdef class FastShow:
     cdef object answer_raw(self, bytes url, object token, object mv_header, object mv_legacy,
                            object host, bint keep_alive):
         """The same, from what httptools gave (a GET's target and header values as bytes)."""
-        if PyBytes_GET_SIZE(url) != PREFIX_LEN + UUID_LEN or \
-                memcmp(PyBytes_AS_STRING(url), PyBytes_AS_STRING(PREFIX), PREFIX_LEN) != 0:
+        return self.answer_span(PyBytes_AS_STRING(url), PyBytes_GET_SIZE(url), _span(token),
+                                _span(mv_header), _span(mv_legacy), _span(host), keep_alive)
+
+    cdef object answer_span(self, const char* url, Py_ssize_t url_n, Span token, Span mv_header,
+                            Span mv_legacy, Span host, bint keep_alive):
+        """The same, from spans of the request's bytes (the protocol's quick recognizer
+        passes them without making a bytes object of each)."""
+        if url_n != PREFIX_LEN + UUID_LEN or \
+                memcmp(url, PyBytes_AS_STRING(PREFIX), PREFIX_LEN) != 0:
             return None
-        cdef const char* uuid = PyBytes_AS_STRING(url) + PREFIX_LEN
+        cdef const char* uuid = url + PREFIX_LEN
         cdef Py_ssize_t i
         cdef char c
         for i in range(UUID_LEN):       # an id is [0-9a-fA-F-]; anything else is not ours
@@ -195,16 +216,18 @@ cdef class FastShow:
                     or not _same(who.mv_legacy, mv_legacy) or not _same(who.host, host):
                 who = None
         if who is None:
-            who = self._resolve(token, mv_header, mv_legacy, host)
+            token_b, mv_header_b = _value(token), _value(mv_header)
+            mv_legacy_b, host_b = _value(mv_legacy), _value(host)
+            who = self._resolve(token_b, mv_header_b, mv_legacy_b, host_b)
             if who is None:
                 return None
             who.key_hash = h
-            who.token, who.mv_header, who.mv_legacy, who.host = token, mv_header, mv_legacy, host
+            who.token, who.mv_header, who.mv_legacy, who.host = \
+                token_b, mv_header_b, mv_legacy_b, host_b
             self.callers[slot] = who
         # nova puts the caller's project id in links when it appears anywhere in the URL.
         cdef bytes root = who.root, vroot = who.vroot
-        if _contains(PyBytes_AS_STRING(url), PyBytes_GET_SIZE(url), PyBytes_AS_STRING(who.project),
-                     PyBytes_GET_SIZE(who.project)):
+        if _contains(url, url_n, PyBytes_AS_STRING(who.project), PyBytes_GET_SIZE(who.project)):
             if who.proot is None:
                 return None
             root, vroot = who.proot, who.pvroot

@@ -13,10 +13,10 @@ import collections
 import httptools
 
 from fastnova.api.app import LOG, Request
-from fastnova._ext._fastpath cimport FastShow
+from fastnova._ext._fastpath cimport FastShow, Span
 from fastnova.api.protocol import DEFAULT_LIMITS, SLICE, _Reject, canned, split_target
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcmp
 
 cdef extern from "<strings.h>":
@@ -55,6 +55,151 @@ cdef inline int _request_line(bytes chunk) noexcept:
     return flags
 
 
+# -- the quick recognizer ------------------------------------------------------------------
+#
+# httptools calls back into this class once per header line, plus four times per message; for a
+# show request those calls were a third of its instructions.  When a chunk holds exactly one whole
+# request of the plainest form (GET, an unreserved target, HTTP/1.1, token-named headers with
+# printable values, CRLF everywhere, no body, nothing after it), _quick reads what the fast path
+# needs straight from its bytes.  It only *recognizes*: anything it is not sure of (another method
+# or version, a byte outside its tables, framing headers, a repeated header that matters, a limit
+# reached, a split or pipelined request) returns 0 and httptools parses the chunk as before, so
+# every refusal and error is still httptools' and the general path's.  Where it says yes,
+# tests/test_quick.py checks that httptools reads the same request from the same bytes.
+
+cdef struct Quick:
+    const char* url
+    Py_ssize_t url_n
+    Span host, token, mv_header, mv_legacy
+    bint keep_alive
+
+cdef unsigned char TCHAR[256]     # header-name characters (RFC 9110 token)
+cdef unsigned char UCHAR[256]     # target characters taken here: unreserved, "/", "%"
+cdef unsigned char VCHAR[256]     # header-value characters taken here: HT, SP to "~"
+
+
+cdef void _tables() noexcept:
+    cdef int c
+    cdef bint alnum
+    cdef const char* extra = b"!#$%&'*+-.^_`|~"
+    for c in range(256):
+        alnum = (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122)
+        TCHAR[c] = 1 if alnum or (c != 0 and memchr(extra, c, 15) != NULL) else 0
+        UCHAR[c] = 1 if alnum or c in (45, 46, 95, 126, 47, 37) else 0      # - . _ ~ / %
+        VCHAR[c] = 1 if c == 9 or 32 <= c <= 126 else 0
+
+
+_tables()
+
+
+cdef inline bint _named(const char* p, Py_ssize_t n, const char* name, Py_ssize_t m) noexcept:
+    return n == m and strncasecmp(p, name, m) == 0
+
+
+cdef inline void _absent(Span* s) noexcept:
+    s.p = NULL
+    s.n = -1
+
+
+cdef int _quick(const char* p, Py_ssize_t n, Quick* q, Py_ssize_t max_url,
+                Py_ssize_t max_headers, Py_ssize_t max_head) noexcept:
+    """1 when p[:n] is one whole plain GET request, its target and the headers that matter put
+    in q; 0 when httptools should read it (see above)."""
+    cdef Py_ssize_t i, start, name_n, v, vend, count = 0, total = 0
+    cdef const unsigned char* u = <const unsigned char*>p
+    cdef const char* name
+    cdef Span* slot
+    cdef bint seen_connection = False
+    # The message ends exactly at the chunk's end, so every scan below stops at a CR or LF
+    # before running off it (none of the tables holds either).
+    if n < 18 or n > max_head or memcmp(p, b"GET /", 5) != 0 or \
+            memcmp(p + n - 4, b"\r\n\r\n", 4) != 0:
+        return 0
+    i = 4
+    while UCHAR[u[i]]:
+        i += 1
+    q.url = p + 4
+    q.url_n = i - 4
+    if q.url_n > max_url or i + 11 > n or memcmp(p + i, b" HTTP/1.1\r\n", 11) != 0:
+        return 0
+    i += 11
+    _absent(&q.host)
+    _absent(&q.token)
+    _absent(&q.mv_header)
+    _absent(&q.mv_legacy)
+    q.keep_alive = True
+    while True:
+        if u[i] == 13:                          # the blank line; it must be the chunk's end
+            return 1 if i + 2 == n else 0
+        start = i
+        while TCHAR[u[i]]:
+            i += 1
+        name_n = i - start
+        if name_n == 0 or u[i] != 58:           # ":" right after the name (no obs-fold)
+            return 0
+        i += 1
+        while u[i] == 32 or u[i] == 9:          # leading whitespace is not the value's
+            i += 1
+        v = i
+        while VCHAR[u[i]]:
+            i += 1
+        vend = i
+        if u[i] != 13 or u[i + 1] != 10:        # only CRLF ends a line here
+            return 0
+        if vend > v and (u[vend - 1] == 32 or u[vend - 1] == 9):
+            return 0                            # trailing whitespace: httptools decides
+        i += 2
+        count += 1
+        total += name_n + (vend - v)
+        if count > max_headers or total > max_head:
+            return 0
+        name = p + start
+        slot = NULL
+        if _named(name, name_n, b"host", 4):
+            slot = &q.host
+        elif _named(name, name_n, b"x-auth-token", 12):
+            slot = &q.token
+        elif _named(name, name_n, b"openstack-api-version", 21):
+            slot = &q.mv_header
+        elif _named(name, name_n, b"x-openstack-nova-api-version", 28):
+            slot = &q.mv_legacy
+        elif _named(name, name_n, b"connection", 10):
+            if seen_connection:
+                return 0
+            seen_connection = True
+            if _named(p + v, vend - v, b"keep-alive", 10):
+                q.keep_alive = True
+            elif _named(p + v, vend - v, b"close", 5):
+                q.keep_alive = False
+            else:
+                return 0
+        elif _named(name, name_n, b"content-length", 14) or \
+                _named(name, name_n, b"transfer-encoding", 17) or \
+                _named(name, name_n, b"upgrade", 7) or \
+                _named(name, name_n, b"proxy-connection", 16):
+            return 0                            # framing and connection semantics
+        if slot != NULL:
+            if slot.n >= 0 or vend == v:        # repeated, or empty: httptools decides
+                return 0
+            slot.p = p + v
+            slot.n = vend - v
+
+
+def quick_parse(bytes data, Py_ssize_t max_url=16384, Py_ssize_t max_headers=100,
+                Py_ssize_t max_head=65536):
+    """What _quick reads from data, for tests: None when it leaves data to httptools, else
+    (target, host, token, microversion header, legacy microversion header, keep-alive)."""
+    cdef Quick q
+    if not _quick(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &q, max_url, max_headers,
+                  max_head):
+        return None
+
+    def value(Span s):
+        return None if s.n < 0 else PyBytes_FromStringAndSize(s.p, s.n)
+    return (PyBytes_FromStringAndSize(q.url, q.url_n), value(q.host), value(q.token),
+            value(q.mv_header), value(q.mv_legacy), bool(q.keep_alive))
+
+
 cdef inline bytes _joined(bytes seen, bytes value):
     """Repeated fields read as one comma-joined list, as WSGI servers hand them on."""
     return value if seen is None else seen + b", " + value
@@ -74,6 +219,7 @@ cdef class HttpProtocol:
     cdef Py_ssize_t max_url, max_head, max_headers, max_body
     cdef public bint in_request, headers_done, paused, closing, failed, draining
     cdef public long answered
+    cdef public long quick            # answers sent by the quick recognizer (tests look)
     cdef public int rejected
     cdef public double since
 
@@ -165,6 +311,9 @@ cdef class HttpProtocol:
 
     cdef void _feed(self, chunk):
         if self.closing or self.failed:
+            return
+        if not self.in_request and self.fast is not None and type(chunk) is bytes \
+                and self._quick_answer(chunk):
             return
         self.head_bytes += len(chunk)
         # A chunk that starts a message: look at its request line once, here, in C.
@@ -259,6 +408,32 @@ cdef class HttpProtocol:
             self._answer(req)
 
     # -- answering -----------------------------------------------------------------------------
+
+    cdef bint _quick_answer(self, bytes chunk) except *:
+        """Answer a chunk that is one plain show request without httptools (see _quick)."""
+        cdef Quick q
+        if self.keep_raw or self.pending or self.paused or self.waiting is not None \
+                or self.draining:
+            return False
+        if not _quick(PyBytes_AS_STRING(chunk), PyBytes_GET_SIZE(chunk), &q, self.max_url,
+                      self.max_headers, self.max_head):
+            return False
+        try:
+            answer = self.fast.answer_span(q.url, q.url_n, q.token, q.mv_header, q.mv_legacy,
+                                           q.host, q.keep_alive)
+        except Exception:   # never the client's problem: log it, let httptools read it
+            LOG.exception("fast path failed on a quick GET")
+            return False
+        if answer is None:
+            return False
+        self.write_fn(answer)
+        self.answered += 1
+        self.quick += 1
+        if self.stats is not None:
+            self.stats.requests += 1
+        if not q.keep_alive:
+            self._close()
+        return True
 
     cdef bint _fast(self, int line) except *:
         """Answer a successful GET /v2.1/servers/{id} from the raw bytes, without a Request."""
