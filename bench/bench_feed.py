@@ -192,13 +192,20 @@ def publish_paced(names, servers, rate, seconds, pending):
 
 
 def watch(reader, pending, lags, done):
+    """Every 0.5 ms, which pending patches a new read transaction sees.  One queue, one journal
+    and batches applied in order make patches visible in publish order, so a pass checks them
+    oldest first and stops at the first one not yet visible: a few record reads a pass.  (It
+    used to decode every patch in flight each pass, ~50,000 records/s at 1,000 updates/s and
+    25 ms of lag, on the core the feed it measures runs on.)  Were the order ever broken, a
+    patch would be counted late, never early."""
     while not done.is_set():
         with reader.begin() as txn:
             seen = time.perf_counter()
             for key in list(pending):
                 rec = reader.record(txn, key[0].encode())
-                if rec is not None and rec["version"] >= key[1]:
-                    lags.append(seen - pending.pop(key))
+                if rec is None or rec["version"] < key[1]:
+                    break
+                lags.append(seen - pending.pop(key))
         time.sleep(0.0005)
 
 
