@@ -1,7 +1,7 @@
 """fastnova.record.normalize: the canonical record every writer hands to the store."""
 import pytest
 
-from fastnova.record import DEFAULTS, RecordError, normalize
+from fastnova.record import DEFAULTS, RecordError, merge, normalize
 
 BASE = {"id": "7c0c9a6e-4a4b-4a43-9d0a-1f2d3c4b5a69", "project_id": "p", "user_id": "u",
         "created_at": "2026-01-02T03:04:05.000006", "flavor": {"id": 1, "name": "m1.tiny"}}
@@ -37,3 +37,15 @@ def test_required_fields():
     for key in ("id", "project_id", "user_id", "created_at", "flavor"):
         with pytest.raises(RecordError):
             normalize({k: v for k, v in BASE.items() if k != key})
+
+
+def test_merge_leaves_out_values_the_record_holds():
+    old = normalize(dict(BASE, vm_state="active", progress=3, locked=True, metadata={"a": "1"}))
+    new, changed = merge(old, {"vm_state": "active", "progress": 4, "name": "",
+                               "metadata": {"a": "1"}}, 2)
+    # Equal containers still count: equal is not always the same JSON ({"a": 1} == {"a": True}).
+    assert changed == {"progress", "metadata"}
+    assert (new["version"], new["progress"], new["vm_state"]) == (2, 4, "active")
+    # Equal but of another type renders otherwise: 1 is not true, 0 is not 0.0.
+    _, changed = merge(old, {"locked": 1, "progress": 3.0, "power_state": False}, 3)
+    assert changed == {"locked", "progress", "power_state"}
