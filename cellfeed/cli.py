@@ -43,9 +43,11 @@ def _add_run(p):
                    help="this host's durable queue (default fastnova.feed.<hostname>)")
     p.add_argument("--prefetch", type=int, default=Tuning.prefetch)
     p.add_argument("--batch-size", type=int, default=Tuning.batch_size,
-                   help="deliveries per journal fsync, at most (default %(default)s)")
+                   help="a group this large is written at once while the disk is idle "
+                        "(default %(default)s)")
     p.add_argument("--batch-interval", type=float, default=Tuning.batch_interval,
-                   help="seconds a group waits for more deliveries (default %(default)s)")
+                   help="seconds a group waits for more deliveries while the disk is idle; "
+                        "0: the end of the current read (default %(default)s)")
     p.add_argument("--decoder", choices=["", "nova"], default=None,
                    help="message format: '' (fastnova's contract v1, docs/cellfeed.md) or "
                         "'nova' (nova's versioned notifications in the oslo.messaging envelope)")

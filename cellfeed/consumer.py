@@ -3,8 +3,17 @@
     connect -> channel -> dead-letter exchange + queue -> update exchange -> host queue -> bind
     -> basic_qos(prefetch) -> basic_consume
     per delivery: decode (poison -> basic_reject -> dead-letter queue) -> journal.append
-    per group (batch_size deliveries or batch_interval seconds): journal.commit (fsync)
-    -> basic_ack(highest tag of the group, multiple=True) -> hand the group to the applier
+    per group: journal.write -> fsync in the sync thread -> back on the I/O loop:
+    basic_ack(highest tag of the group, multiple=True) -> hand the group to the applier
+
+Group commit is pipelined: one group's fsync runs in a thread of its own (os.fdatasync releases
+the GIL) while the I/O loop goes on receiving into the next group, which is written the moment
+the disk is free again.  So a group is whatever arrived during the previous fsync: one delivery
+when the feed is light (its lag is one fsync, not a timer), hundreds when it is heavy (the fsyncs
+are amortized without a timer holding anything back).  With the disk idle, a group is written
+at the end of the I/O loop's current read (batch_interval 0, the default), after batch_interval
+seconds if that is set, or at once when it reaches batch_size.  Stopping waits for the fsync in
+flight and makes the last group durable before the connection closes.
 
 A lost connection is re-opened with capped, jittered backoff; deliveries that were not yet
 acknowledged come back from the broker and are harmless duplicates (versions).  A failed journal
@@ -12,8 +21,11 @@ write or fsync stops acknowledgements at once and ends the loop with ``fatal`` s
 """
 from __future__ import annotations
 
+import collections
+import functools
 import logging
 import random
+import threading
 from dataclasses import dataclass
 
 import pika
@@ -50,10 +62,73 @@ class Topology:
 @dataclass
 class Tuning:
     prefetch: int = 4000
-    batch_size: int = 1000        # deliveries per fsync group, at most
-    batch_interval: float = 0.005  # seconds a group waits for more deliveries, at most
+    batch_size: int = 1000        # a group this large is written without waiting (disk idle)
+    batch_interval: float = 0.0   # seconds a group waits for more while the disk is idle
     backoff_initial: float = 0.25
     backoff_max: float = 30.0
+
+
+class Syncer:
+    """The thread that fsyncs written journal groups, one at a time, in order.
+
+    The I/O loop learns of each result through ``add_callback_threadsafe``; a stopping consumer
+    can instead wait for it here (``wait``).  A result is taken once (``result``)."""
+
+    def __init__(self, journal, ioloop):
+        self._journal = journal
+        self._ioloop = ioloop
+        self._cond = threading.Condition()
+        self._queue: collections.deque = collections.deque()
+        self._results: dict = {}
+        self._thread = None
+        self._closed = False
+
+    def submit(self, ticket, callback):
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="cellfeed-fsync",
+                                                daemon=True)
+                self._thread.start()
+            self._queue.append((ticket, callback))
+            self._cond.notify_all()
+
+    def wait(self, ticket):
+        with self._cond:
+            while ticket not in self._results:
+                self._cond.wait()
+
+    def result(self, ticket):
+        """The fsync's error (None: durable); only once the sync has returned."""
+        with self._cond:
+            return self._results.pop(ticket)
+
+    def close(self):
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _run(self):
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                ticket, callback = self._queue.popleft()
+            error = None
+            try:
+                self._journal.sync(ticket)
+            except BaseException as exc:     # reported to the I/O loop, which stops
+                error = exc
+            with self._cond:
+                self._results[ticket] = error
+                self._cond.notify_all()
+            try:
+                self._ioloop.add_callback_threadsafe(functools.partial(callback, ticket))
+            except Exception:   # the loop is closed: a waiting stop path takes the result
+                LOG.debug("cellfeed: fsync result not posted (I/O loop closed)")
 
 
 class FeedConsumer:
@@ -74,6 +149,8 @@ class FeedConsumer:
         self._group: list = []
         self._group_tag = 0
         self._group_channel = None
+        self._syncer = Syncer(journal, ioloop)
+        self._inflight = None            # (ticket, group, tag, channel) being fsynced
         self._timer = None
         self._reconnect_timer = None
         self._attempt = 0
@@ -115,10 +192,11 @@ class FeedConsumer:
     def _after_disconnect(self):
         # A pending group is durable once flushed even though it can no longer be acked:
         # the broker will redeliver it and versions make the copies harmless.
-        self._flush()
         if self._stopping:
+            self._settle()
             self._on_stopped()
         else:
+            self._flush()
             self._schedule_reconnect()
 
     def _schedule_reconnect(self):
@@ -212,9 +290,12 @@ class FeedConsumer:
             return
         self._group.append((lsn, updates))
         self._group_tag, self._group_channel = method.delivery_tag, channel
+        if self._inflight is not None:
+            return                       # the disk is busy: this group goes when it is free
         if len(self._group) >= self._tuning.batch_size:
             self._flush()
         elif self._timer is None:
+            # A zero delay still lets the rest of the loop's current read join the group.
             self._timer = self._ioloop.call_later(self._tuning.batch_interval, self._on_timer)
 
     def _dead_letter(self, channel, method, reason: str):
@@ -230,23 +311,66 @@ class FeedConsumer:
         self._flush()
 
     def _flush(self):
-        """Make the pending group durable, acknowledge it, hand it to the applier."""
+        """Write the pending group and have the sync thread fsync it (one group at a time)."""
         if self._timer is not None:
             self._ioloop.remove_timeout(self._timer)
             self._timer = None
-        if not self._group or self.fatal is not None:
+        if not self._group or self.fatal is not None or self._inflight is not None:
             return
         try:
-            self._journal.commit()
+            ticket = self._journal.write()
         except JournalFailed as exc:
             self._fail(exc)
             return
-        group, tag, channel = self._group, self._group_tag, self._group_channel
+        self._inflight = (ticket, self._group, self._group_tag, self._group_channel)
         self._group, self._group_tag, self._group_channel = [], 0, None
+        self._syncer.submit(ticket, self._on_synced)
+
+    def _on_synced(self, ticket):
+        """On the I/O loop, once a group's fsync has returned: acknowledge it, hand it to the
+        applier, and write the group that gathered meanwhile."""
+        if self._inflight is None or self._inflight[0] is not ticket:
+            return                       # a stop path took this result already
+        _, group, tag, channel = self._inflight
+        self._inflight = None
+        try:
+            self._journal.synced(ticket, self._syncer.result(ticket))
+        except JournalFailed as exc:
+            self._fail(exc)
+            return
+        if self.fatal is not None:
+            return
         if channel is self._channel and channel is not None and channel.is_open:
             channel.basic_ack(tag, multiple=True)
         if not self._handoff(group):
             self._fail(RuntimeError("the store applier stopped"))
+            return
+        if self._group:
+            self._flush()
+
+    def _settle(self):
+        """Stop paths: wait for the fsync in flight and make the pending group durable, here,
+        before the connection goes."""
+        while self.fatal is None and (self._inflight is not None or self._group):
+            if self._inflight is None:
+                self._flush()
+                if self._inflight is None:
+                    return
+            ticket = self._inflight[0]
+            self._syncer.wait(ticket)
+            self._on_synced(ticket)
+        if self._inflight is not None:   # failed meanwhile: take the result, ack nothing
+            ticket = self._inflight[0]
+            self._syncer.wait(ticket)
+            self._inflight = None
+            try:
+                self._journal.synced(ticket, self._syncer.result(ticket))
+            except JournalFailed:
+                pass
+
+    def close(self):
+        """End the sync thread (after the loop has stopped)."""
+        self._syncer.close()
 
     # -- stopping -----------------------------------------------------------------------------
 
@@ -266,7 +390,7 @@ class FeedConsumer:
             self._close_connection()
 
     def _on_cancel_ok(self, _frame):
-        self._flush()
+        self._settle()
         self._close_connection()
 
     def _close_connection(self):

@@ -76,6 +76,15 @@ def parse_records(data: bytes, first_lsn: int):
     return out, pos
 
 
+class SyncTicket:
+    """A written group waiting for its fsync: the segment's fd, the group's last LSN."""
+
+    __slots__ = ("fd", "lsn", "count", "retire")
+
+    def __init__(self, fd: int, lsn: int, count: int):
+        self.fd, self.lsn, self.count, self.retire = fd, lsn, count, False
+
+
 class Journal:
     def __init__(self, directory: str, applied: int = 0,
                  segment_bytes: int = DEFAULT_SEGMENT_BYTES,
@@ -158,6 +167,7 @@ class Journal:
     def _open_segment(self, first: int):
         if self._fd >= 0:
             os.close(self._fd)
+            self._fd = -1
         path = self._path(first)
         self._write_head(path, first)
         self._sync_directory()
@@ -188,20 +198,61 @@ class Journal:
 
     def commit(self) -> int:
         """Write and fsync every buffered entry (one group); return the last durable LSN."""
-        self._check_usable()
-        if self._buffer:
-            data = b"".join(self._buffer)
+        ticket = self.write()
+        if ticket is not None:
+            error = None
             try:
-                self._write_all(self._fd, data)
-                self._sync(self._fd)
-                self._size += len(data)
-                self._tail_count += len(self._buffer)
-                self._buffer.clear()
-                if self._size >= self.segment_bytes:
-                    self._open_segment(self.next_lsn)
+                self.sync(ticket)
+            except OSError as exc:
+                error = exc
+            self.synced(ticket, error)
+        return self.next_lsn - 1
+
+    # A group in three steps, so that its fsync can run in another thread while the consumer
+    # keeps receiving (cellfeed.consumer): write() in the owner's thread, sync(ticket) in any
+    # thread (os.fdatasync releases the GIL), synced(ticket, error) back in the owner's thread.
+    # Every entry written is durable once sync() of its ticket has returned; the segment a
+    # group ends is kept open until then, even when the journal has moved to the next one.
+
+    def write(self) -> "SyncTicket | None":
+        """Write every buffered entry to the segment, without fsync; None if there were none.
+        The group is durable once sync(ticket) returns."""
+        self._check_usable()
+        if not self._buffer:
+            return None
+        data = b"".join(self._buffer)
+        count = len(self._buffer)
+        try:
+            self._write_all(self._fd, data)
+        except OSError as exc:
+            self._fail(exc)
+        self._size += len(data)
+        self._tail_count += count
+        self._buffer.clear()
+        ticket = SyncTicket(self._fd, self.next_lsn - 1, count)
+        if self._size >= self.segment_bytes:
+            ticket.retire = True        # synced() closes it; writing goes on in a new segment
+            self._fd = -1
+            try:
+                self._open_segment(self.next_lsn)
             except OSError as exc:
                 self._fail(exc)
-        return self.next_lsn - 1
+        return ticket
+
+    def sync(self, ticket: "SyncTicket") -> None:
+        """fsync what write() wrote (any thread; raises OSError)."""
+        self._sync(ticket.fd)
+
+    def synced(self, ticket: "SyncTicket", error: BaseException | None) -> int:
+        """In the owner's thread, after sync(ticket): the last durable LSN, or JournalFailed
+        (never retried) if the fsync failed."""
+        if ticket.retire:
+            os.close(ticket.fd)
+            ticket.retire = False
+        if error is not None and self._failed is None:
+            self._fail(error if isinstance(error, OSError) else OSError(str(error)))
+        self._check_usable()
+        return ticket.lsn
 
     @staticmethod
     def _write_all(fd: int, data: bytes):

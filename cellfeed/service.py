@@ -232,6 +232,7 @@ class FeedService:
             self.ioloop.start()
         finally:
             restore()
+            self.consumer.close()
         return self._finish()
 
     def _finish(self) -> int:

@@ -266,6 +266,73 @@ def test_failed_fsync_stops_acking_and_exits_nonzero(tmp_path, names, feed):
     wait_for(lambda: set(ids) <= set(store.records()), timeout=30)
 
 
+# Slows the journal's fsync down (50 ms) and logs, for each, the thread it ran on and how many
+# journal entries existed when it started; the consumer and broker are real.
+SLOW_FSYNC = textwrap.dedent("""
+    import os, sys, threading, time
+    real = os.fdatasync
+    def fdatasync(fd):
+        if os.path.basename(os.readlink("/proc/self/fd/%d" % fd)).endswith(".seg"):
+            time.sleep(0.05)
+            with open(os.environ["SYNC_LOG"], "a") as log:
+                log.write("%s %d\\n" % (threading.current_thread() is threading.main_thread(),
+                                          os.fstat(fd).st_size))
+        return real(fd)
+    os.fdatasync = fdatasync
+    from cellfeed import cli
+    sys.exit(cli.main(sys.argv[1:]))
+""")
+
+
+def _slow_feed(tmp_path, names):
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_FSYNC)
+    log = tmp_path / "syncs.log"
+    proc = FeedProcess(tmp_path / "data", names)
+    proc.args[1:1] = [str(script)]
+    proc.args.remove("-m")
+    proc.args.remove("cellfeed.cli")
+    os.environ["SYNC_LOG"] = str(log)
+    try:
+        proc.start()
+    finally:
+        del os.environ["SYNC_LOG"]
+    proc.wait_consuming()
+    return proc, log
+
+
+def _syncs(log):
+    if not log.exists():
+        return []
+    return [line.split() for line in log.read_text().splitlines()]
+
+
+def test_group_commit_is_pipelined_and_sizes_itself_to_the_load(tmp_path, names):
+    """A heavy feed: the deliveries that arrive during one (slow) fsync are written as the next
+    group, so 400 messages take a handful of fsyncs, all off the I/O loop's thread, and every
+    one is acknowledged.  A light feed: a lone delivery is its own group (no timer holds it)."""
+    (tmp_path / "data").mkdir()
+    proc, log = _slow_feed(tmp_path, names)
+    store = Store(tmp_path / "data")
+    ids = [new_uuid() for _ in range(400)]
+    with names.publisher(confirm=False) as pub:
+        for u in ids:
+            pub.send(upsert(u, 1))
+    wait_for(lambda: len(store.records()) == 400, timeout=60)
+    heavy = [s for s in _syncs(log) if int(s[1]) > 64]   # past the segment's head
+    assert heavy and all(main == "False" for main, _ in heavy)
+    assert len(heavy) <= 400 // 8, len(heavy)
+    # Light: one message at a time, each waited for; each needs a group (an fsync) of its own.
+    before = len(_syncs(log))
+    for n, u in enumerate(ids[:5]):
+        with names.publisher() as pub:
+            pub.send(contract.server_patch(u, 2, {"name": "light-%d" % n}))
+        wait_for(lambda: store.records()[u]["version"] == 2, timeout=10)
+    assert len(_syncs(log)) - before == 5
+    assert proc.stop() == 0
+    assert names.queue_depth() == 0                    # everything was acknowledged
+
+
 def _children(pid):
     with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
         return [int(c) for c in f.read().split()]

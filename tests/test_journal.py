@@ -233,3 +233,61 @@ def test_reader_starts_after_the_applied_position_and_refuses_damage(tmp_path):
         JournalReader(str(tmp_path), after=0).read(11, 100)
     reader.close()
     journal.close()
+
+
+def test_a_group_in_three_steps_keeps_a_full_segment_open_until_synced(tmp_path):
+    """write() may move the journal to a new segment; the group it wrote ends the old one,
+    whose fd must stay open for sync() (in the consumer's fsync thread) and close after."""
+    synced = []
+
+    def sync(fd):
+        synced.append(os.path.basename(os.readlink("/proc/self/fd/%d" % fd)))
+        os.fdatasync(fd)
+
+    j = Journal(str(tmp_path), segment_bytes=200, sync=sync)
+    for i in range(10):
+        j.append(b"x" * 30)
+    ticket = j.write()
+    assert ticket.lsn == 10 and ticket.count == 10
+    assert len(j.segments()) == 2                  # the next segment is open already
+    # The full one is still open, for its fsync.
+    assert os.readlink("/proc/self/fd/%d" % ticket.fd).endswith("%020d.seg" % 1)
+    del synced[:]
+    j.sync(ticket)
+    assert synced == ["%020d.seg" % 1]             # the group's own segment was synced
+    assert j.synced(ticket, None) == 10
+    with pytest.raises(OSError):
+        os.fstat(ticket.fd)                        # and closed once synced
+    assert j.append(b"y") == 11                    # appends went on meanwhile, in order
+    j.commit()
+    assert [lsn for lsn, _ in j.read_from(0)] == list(range(1, 12))
+    j.close()
+
+
+def test_appends_while_a_group_is_being_synced_join_the_next_group(tmp_path):
+    j = Journal(str(tmp_path))
+    j.append(b"a")
+    first = j.write()
+    j.append(b"b")                                 # arrives during first's fsync
+    j.append(b"c")
+    j.sync(first)
+    assert j.synced(first, None) == 1
+    second = j.write()
+    assert (second.lsn, second.count) == (3, 2)
+    j.sync(second)
+    assert j.synced(second, None) == 3
+    assert j.write() is None                       # nothing pending
+    assert entries(j) == [(1, b"a"), (2, b"b"), (3, b"c")]
+    j.close()
+
+
+def test_a_failed_sync_reported_to_synced_is_fatal(tmp_path):
+    j = Journal(str(tmp_path))
+    j.append(b"a")
+    ticket = j.write()
+    with pytest.raises(JournalFailed, match="EIO"):
+        j.synced(ticket, OSError(errno.EIO, "Input/output error"))
+    with pytest.raises(JournalFailed):
+        j.append(b"b")
+    with pytest.raises(JournalFailed):
+        j.write()
