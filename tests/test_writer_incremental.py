@@ -147,6 +147,20 @@ def test_each_part_reads_only_the_fields_it_names(rec):
         assert traced.read <= set(fields), fn.__name__
 
 
+try:
+    from fastnova._ext import _render
+except ImportError:  # pragma: no cover - exercised when the build is missing
+    _render = None
+    if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
+        raise
+
+
+def _twins(name):
+    return [pytest.param(getattr(V, name + "_pure"), id="pure"),
+            pytest.param(getattr(_render, name, None), id="compiled",
+                         marks=pytest.mark.skipif(_render is None, reason="not built"))]
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records(), changes())
 def test_rerendered_parts_equal_a_full_render(rec, patch):
@@ -156,12 +170,55 @@ def test_rerendered_parts_equal_a_full_render(rec, patch):
     assert V.assemble(parts) == V.render_server(new)
 
 
-try:
-    from fastnova._ext import _render
-except ImportError:  # pragma: no cover - exercised when the build is missing
-    _render = None
-    if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
-        raise
+# Strings the compiled renderer writes itself (printable ASCII) next to those it leaves to
+# orjson (escapes, control characters, non-ASCII), and numbers it leaves to orjson.
+odd_text = st.one_of(st.sampled_from(['a"b', "a\\b", "x\ny", "\x7f", "\x1f", "é", "\u2028", ""]),
+                     st.text(max_size=4))
+odd_values = {
+    "name": odd_text, "host": st.one_of(st.none(), odd_text), "key_name": odd_text,
+    "description": st.one_of(st.none(), odd_text),
+    "power_state": st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=False)),
+    "progress": st.one_of(st.integers(-2**64, 2**64), st.booleans(), st.just(1.5)),
+    "security_groups": st.lists(odd_text, max_size=2),
+    "metadata": st.dictionaries(odd_text, odd_text, max_size=2),
+}
+
+
+@pytest.mark.parametrize("render", _twins("render_parts"))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(records(), st.fixed_dictionaries({}, optional=odd_values))
+def test_render_parts_twins_agree(render, rec, odd):
+    rec.update(odd)
+    rec["id"] = odd.get("name", rec["id"])
+    assert _outcome(render, rec) == _outcome(V.render_parts_pure, rec)
+
+
+def _outcome(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the twins must fail alike (orjson: ints > 64 bits)
+        return type(exc)
+
+
+@pytest.mark.parametrize("render_some", _twins("render_some"))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(records(), changes())
+def test_render_some_twins_agree(render_some, rec, patch):
+    new = normalize(dict(rec, **patch))
+    stale = tuple(i for i, (_fn, fields) in enumerate(V.PARTS) if set(fields) & set(patch))
+    parts = V.render_parts_pure(rec)
+    assert render_some(parts, new, stale) == V.render_parts_pure(new)
+    assert render_some(parts, new, ()) == parts
+
+
+@pytest.mark.parametrize("render", _twins("render_parts"))
+def test_render_parts_twins_fail_alike(render):
+    rec = normalize({"id": UUIDS[0], "project_id": "p", "user_id": "u", "flavor": {"id": 1},
+                     "created_at": "2026-01-01T00:00:00.000000"})
+    for field, bad in (("vm_state", ["unhashable"]), ("name", object()), ("flavor", {}),
+                       ("metadata", {1: "not a str key"}), ("power_state", 2**65)):
+        with pytest.raises((TypeError, KeyError, ValueError)):
+            render(dict(rec, **{field: bad}))
 
 PACKERS = [pytest.param(V.pack_parts_pure, id="pure"),
            pytest.param(getattr(_render, "pack_parts", None), id="compiled",

@@ -26,44 +26,20 @@ import os
 import orjson
 
 from fastnova.record import canonical_time, isotime
-from fastnova.store.layout import (MAX_MINOR, ROLE_ADMIN, ROLE_MEMBER, VIEW_DETAIL,
-                                   VIEW_INDEX, VIEW_SHOW, pack_blob)
+from fastnova.store.layout import pack_blob
 from fastnova.views import links
+from fastnova.views.gates import (FAULT_STATUSES, G_2_9, G_2_19, G_2_26, G_2_63, G_2_71_SHOW,
+                                  G_2_73, G_2_96, G_2_100, G_ADMIN, G_ADMIN_2_3, G_CORE,
+                                  G_FLAVOR_NEW, G_FLAVOR_OLD, G_HOST_STATUS, G_HOSTNAME_2_90,
+                                  G_IDENTITY, G_IMAGE_NEW, G_IMAGE_OLD, G_MEMBER, G_VOLUMES_NEW,
+                                  G_VOLUMES_OLD, MEMBERS, PROGRESS_STATUSES, RAW)
 from fastnova.views.status import record_status
 
-
-# The legacy /v2 API (minor 0, if the router uses it) shows the 2.1 document: nova serves it
-# from the same view code with no microversion feature enabled.
-FIRST = 0
-LAST = MAX_MINOR
-
-ADMIN = ROLE_ADMIN
-EVERYONE = ROLE_ADMIN | ROLE_MEMBER
-FULL = VIEW_SHOW | VIEW_DETAIL
-EVERY_VIEW = VIEW_SHOW | VIEW_DETAIL | VIEW_INDEX
-
-# Statuses that carry "progress" and "fault" (nova's view builder).
-PROGRESS_STATUSES = frozenset(
-    ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"))
-FAULT_STATUSES = frozenset(("ERROR", "DELETED"))
-
-# Gates (min_minor, max_minor, mask) of the pieces.
-G_IDENTITY = (FIRST, LAST, EVERYONE | EVERY_VIEW)
-G_CORE = (FIRST, LAST, EVERYONE | FULL)
-G_ADMIN = (FIRST, LAST, ADMIN | FULL)
-G_MEMBER = (FIRST, LAST, ROLE_MEMBER | FULL)
-G_ADMIN_2_3 = (3, LAST, ADMIN | FULL)
-G_HOSTNAME_2_90 = (90, LAST, ROLE_MEMBER | FULL)
-G_HOST_STATUS = (16, LAST, ADMIN | FULL)
-G_FLAVOR_OLD, G_FLAVOR_NEW = (FIRST, 46, EVERYONE | FULL), (47, LAST, EVERYONE | FULL)
-G_IMAGE_OLD, G_IMAGE_NEW = (FIRST, 97, EVERYONE | FULL), (98, LAST, EVERYONE | FULL)
-G_VOLUMES_OLD, G_VOLUMES_NEW = (FIRST, 2, EVERYONE | FULL), (3, LAST, EVERYONE | FULL)
-
-# A part's output is a tuple of (gate, raw, bytes).  ``bytes`` holds one or more ``"key":value``
-# members.  Raw chunks of a gate come first in its piece, then its member chunks; gates appear
-# in the order parts first name them, raw gates before member gates (the order nova's documents
-# have always had here, so the stored bytes did not change with the split into parts).
-RAW, MEMBERS = True, False
+# A part's output is a tuple of (gate, raw, bytes) (gates: fastnova.views.gates).  ``bytes``
+# holds one or more ``"key":value`` members.  Raw chunks of a gate come first in its piece, then
+# its member chunks; gates appear in the order parts first name them, raw gates before member
+# gates (the order nova's documents have always had here, so the stored bytes did not change
+# with the split into parts).
 
 
 class _Keys(dict):
@@ -276,16 +252,6 @@ def _host_status(rec: dict) -> tuple:
 
 # -- members added by later microversions -----------------------------------------------------
 
-def _since(lo: int, views: int = FULL) -> tuple:
-    return (lo, LAST, EVERYONE | views)
-
-
-G_2_9, G_2_19, G_2_26, G_2_63 = _since(9), _since(19), _since(26), _since(63)
-# server_groups: GET /servers/{id} only, never in the detail list.
-G_2_71_SHOW = _since(71, VIEW_SHOW)
-G_2_73, G_2_96, G_2_100 = _since(73), _since(96), _since(100)
-
-
 def _later(rec: dict) -> tuple:
     return (
         _member(G_2_9, "locked", bool(rec["locked"])),
@@ -330,9 +296,18 @@ _FUNCS = tuple(fn for fn, _fields in PARTS)
 _FIELDS = tuple(frozenset(fields) for _fn, fields in PARTS)
 
 
-def render_parts(rec: dict) -> tuple:
-    """Every part of a normalized record."""
+def render_parts_pure(rec: dict) -> tuple:
+    """Every part of a normalized record; twin of fastnova/_ext/_render.pyx ``render_parts``."""
     return tuple([fn(rec) for fn in _FUNCS])
+
+
+def render_some_pure(parts: tuple, rec: dict, stale: tuple) -> tuple:
+    """``parts`` with the parts at the indexes ``stale`` rendered again from ``rec``; twin of
+    fastnova/_ext/_render.pyx ``render_some``."""
+    out = list(parts)
+    for index in stale:
+        out[index] = _FUNCS[index](rec)
+    return tuple(out)
 
 
 def rerender_parts(parts: tuple, rec: dict, changed: frozenset) -> tuple:
@@ -343,10 +318,7 @@ def rerender_parts(parts: tuple, rec: dict, changed: frozenset) -> tuple:
     stale = _STALE.get(changed)
     if stale is None:
         stale = _stale(changed)
-    out = list(parts)
-    for index in stale:
-        out[index] = _FUNCS[index](rec)
-    return tuple(out)
+    return render_some(parts, rec, stale) if stale else parts
 
 
 # changed fields -> indexes of the parts that read them.  A feed sends a handful of shapes of
@@ -388,12 +360,12 @@ def pack_parts_pure(project_id: str, parts: tuple, deleted: bool = False) -> byt
     return pack_blob(project_id, assemble(parts), deleted=deleted)
 
 
-# FASTNOVA_PURE=1 selects the twin; FASTNOVA_REQUIRE_EXT=1 makes a missing build an error.
+# FASTNOVA_PURE=1 selects the twins; FASTNOVA_REQUIRE_EXT=1 makes a missing build an error.
 PACK_IMPLEMENTATION = "pure"
-pack_parts = pack_parts_pure
+pack_parts, render_parts, render_some = pack_parts_pure, render_parts_pure, render_some_pure
 if os.environ.get("FASTNOVA_PURE") != "1":
     try:
-        from fastnova._ext._render import pack_parts  # noqa: F811
+        from fastnova._ext._render import pack_parts, render_parts, render_some  # noqa: F811
         PACK_IMPLEMENTATION = "compiled"
     except ImportError:
         if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
