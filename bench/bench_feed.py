@@ -5,7 +5,10 @@
 1. throughput: the queue is filled first, then a consumer started; updates/s from "consuming"
    to the store's applied position reaching the end, with durability on (journal fdatasync per
    group, then ack, then LMDB commit with sync).  Run with 1 update per message and with batched
-   messages (the contract's JSON arrays), side by side.
+   messages (the contract's JSON arrays), side by side.  Also the CPU time per update of each of
+   ``cellfeed run``'s two processes (the consumer, the applier child): on a 2-core host each
+   has a core, so 1 / the larger of the two is the rate the feed can reach, a figure that other
+   load on the machine moves much less than the wall-clock rate.
 2. the same pipeline's stages alone, in this process (where the ceiling is): journal group commit
    of 1,000 entries, and StoreWriter batches.
 3. lag: patches published at a fixed rate (default 1,000/s, one per message) while a reader polls
@@ -84,16 +87,32 @@ def throughput(args, per_message):
         # Timed from the first applied batch, so process start-up is not counted.
         first = wait_for(lambda: store.position(), timeout=60, interval=0.002)
         t0 = time.perf_counter()
+        pids = [proc.proc.pid] + children(proc.proc.pid)
+        cpu0 = [cpu_seconds(pid) for pid in pids]
         wait_for(lambda: store.position() >= messages, timeout=600, interval=0.01)
         elapsed = time.perf_counter() - t0
+        cpu = [cpu_seconds(pid) - c for pid, c in zip(pids, cpu0)]
         assert proc.stop() == 0
         found = re.search(r"(\d+) updates changed the store, (\d+) ignored, in (\d+) store "
                           r"transactions", proc.output())
         per_txn = (int(found[1]) + int(found[2])) / max(1, int(found[3])) if found else 0.0
-        return (messages - first) * per_message / elapsed, messages, per_txn
+        done = (messages - first) * per_message
+        return done / elapsed, messages, per_txn, [c / done * 1e6 for c in cpu]
     finally:
         names.cleanup()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def children(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return [int(c) for c in f.read().split()]
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (a figure other load cannot inflate much)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stage_journal(count=100_000, group=1000):
@@ -343,9 +362,11 @@ def main():
     print("stage  StoreWriter apply (20%% creates, 80%% patches, 10,000 a txn): %8.0f updates/s"
           % stage_apply())
     for per in (1, args.per_message):
-        rate, messages, per_txn = throughput(args, per)
+        rate, messages, per_txn, cpu = throughput(args, per)
         print("feed   %d updates in %d messages (%d/message), durable:   %8.0f updates/s  "
-              "(%.0f updates per store transaction)" % (args.updates, messages, per, rate, per_txn))
+              "(%.0f updates per store transaction; CPU per update: consumer %.1f us, "
+              "applier %.1f us)" % (args.updates, messages, per, rate, per_txn, cpu[0],
+                                    sum(cpu[1:])))
     if TWO_CORES:
         print("pinning: read probe on core %d; feed process, publisher, watcher and the disk's "
               "interrupts on core %d; "
