@@ -41,6 +41,12 @@ LOG = logging.getLogger(__name__)
 EXIT_OK, EXIT_SOFTWARE, EXIT_IOERR, EXIT_LOCKED, EXIT_CONFIG = 0, 70, 74, 75, 78
 PR_SET_PDEATHSIG = 1
 LOCK_WAIT = 30.0             # seconds a new applier waits for a dying one's lock
+# The applier's objects are freed by reference counting; what survives a batch is mostly the
+# render cache (20,000 servers' parts), which every collection of an older generation walks
+# again.  Collecting 10x less often than the consumer took ~12-20% off the CPU per update of
+# a mixed feed (60,000 updates, 10,000 a transaction, in-process, interleaved runs); cyclic
+# garbage (exceptions' tracebacks) just waits longer.
+APPLIER_GC_THRESHOLDS = (500_000, 50, 1000)
 
 
 class ApplierDied(RuntimeError):
@@ -254,10 +260,10 @@ def serve(options: dict) -> int:
     from cellfeed import contract
     from cellfeed.applier import Applier, ApplyError
     from cellfeed.journal import JournalError, JournalReader
-    from cellfeed.service import GC_THRESHOLDS, REPLAY_BATCH
+    from cellfeed.service import REPLAY_BATCH
     from fastnova.store.writer import StoreWriter
 
-    gc.set_threshold(*GC_THRESHOLDS)
+    gc.set_threshold(*APPLIER_GC_THRESHOLDS)
     journal_dir, report_fd = options["journal_dir"], options["report_fd"]
     try:
         _lock(journal_dir)
