@@ -12,7 +12,12 @@ sized bytes object.  Chunks are borrowed from ``parts``, which holds them for th
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject, Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.unicode cimport PyUnicode_GET_LENGTH
 from libc.string cimport memcpy
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object)
+    const unsigned char* PyUnicode_1BYTE_DATA(object)
 
 from fastnova._ext._speedups cimport BLOB_FORMAT, FLAG_DELETED, HEAD, PIECE_HEAD
 
@@ -193,7 +198,6 @@ def pack_parts(str project_id, tuple parts, bint deleted=False):
 
 # -- index entries -----------------------------------------------------------------------------
 
-from fastnova.query.row import micros as _micros_py
 from fastnova.store import layout as _L
 
 cdef bytes _DB_INDEX = _L.DB_INDEX
@@ -208,7 +212,7 @@ cdef Py_ssize_t _NAME_KEY_MAX = _L.NAME_KEY_MAX
 _name_collate = _L.name_collate
 
 
-cdef inline int _num(const char* s, int n) noexcept:
+cdef inline int _num(const unsigned char* s, int n) noexcept:
     """The value of n ASCII digits, or -1."""
     cdef int v = 0, i, digit
     for i in range(n):
@@ -237,30 +241,45 @@ cdef inline int _month_days(int y, int m) noexcept:
     return 30 if m == 4 or m == 6 or m == 9 or m == 11 else 31
 
 
-cdef bytes _micros8(object value):
-    """``micros_bytes(micros(value))`` (fastnova.store.layout, fastnova.query.row).  A canonical
-    time is read here; anything else (or an error) goes the Python way."""
-    cdef bytes text
-    cdef const char* s
+cdef bint _canonical_micros(object value, long long* out) except -1:
+    """Microseconds since the epoch of a canonical time from 1970 on, read here; False for
+    anything else (fastnova.query.row.micros reads those)."""
+    cdef const unsigned char* s
     cdef int y, mo, d, h, mi, se, us
+    if type(value) is not str or PyUnicode_GET_LENGTH(value) != 26 or not PyUnicode_IS_ASCII(value):
+        return False
+    s = PyUnicode_1BYTE_DATA(value)
+    if not (s[4] == 45 and s[7] == 45 and s[10] == 84 and s[13] == 58     # - - T :
+            and s[16] == 58 and s[19] == 46):                              # : .
+        return False
+    y, mo, d = _num(s, 4), _num(s + 5, 2), _num(s + 8, 2)
+    h, mi, se, us = _num(s + 11, 2), _num(s + 14, 2), _num(s + 17, 2), _num(s + 20, 6)
+    if not (y >= 1970 and 1 <= mo <= 12 and 1 <= d <= _month_days(y, mo) and 0 <= h < 24
+            and 0 <= mi < 60 and 0 <= se < 60 and us >= 0):
+        return False
+    out[0] = (_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se) * 1000000 + us
+    return True
+
+
+cdef object _micros(object value):
+    """fastnova.query.row.micros."""
+    cdef long long micros
+    if _canonical_micros(value, &micros):
+        return micros
+    from fastnova.query.row import micros_pure
+    return micros_pure(value)
+
+
+cdef bytes _micros8(object value):
+    """``micros_bytes(micros(value))`` (fastnova.store.layout, fastnova.query.row)."""
     cdef long long micros
     cdef char out[8]
     cdef int i
-    if type(value) is str and len(<str>value) == 26 and (<str>value).isascii():
-        text = (<str>value).encode("ascii")
-        s = text
-        if (s[4] == 45 and s[7] == 45 and s[10] == 84 and s[13] == 58     # - - T :
-                and s[16] == 58 and s[19] == 46):                              # : .
-            y, mo, d = _num(s, 4), _num(s + 5, 2), _num(s + 8, 2)
-            h, mi, se, us = _num(s + 11, 2), _num(s + 14, 2), _num(s + 17, 2), _num(s + 20, 6)
-            if (y >= 1970 and 1 <= mo <= 12 and 1 <= d <= _month_days(y, mo) and 0 <= h < 24
-                    and 0 <= mi < 60 and 0 <= se < 60 and us >= 0):
-                micros = ((_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se)
-                          * 1000000 + us)
-                for i in range(8):
-                    out[7 - i] = <char>((micros >> (8 * i)) & 0xff)
-                return PyBytes_FromStringAndSize(out, 8)
-    return _micros_py(value).to_bytes(8, "big")
+    if _canonical_micros(value, &micros):
+        for i in range(8):
+            out[7 - i] = <char>((micros >> (8 * i)) & 0xff)
+        return PyBytes_FromStringAndSize(out, 8)
+    return _micros(value).to_bytes(8, "big")
 
 
 def index_entries(dict rec):
@@ -308,7 +327,6 @@ def index_entries(dict rec):
 
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.unicode cimport PyUnicode_GET_LENGTH
 from libc.stdio cimport snprintf
 
 import hashlib as _hashlib
@@ -318,10 +336,6 @@ import orjson as _orjson
 from fastnova.record import canonical_time as _canonical_time
 from fastnova.views import gates as _G
 from fastnova.views.status import STATE_MAP as _STATE_MAP
-
-cdef extern from "Python.h":
-    bint PyUnicode_IS_ASCII(object)
-    const unsigned char* PyUnicode_1BYTE_DATA(object)
 
 _dumps = _orjson.dumps
 _sha224 = _hashlib.sha224
@@ -767,3 +781,51 @@ def render_some(tuple parts, dict rec, tuple stale):
     for i in stale:
         out[i] = _part(b, i, rec, status)
     return tuple(out)
+
+
+# -- the query row -----------------------------------------------------------------------------
+
+# fastnova.query.row._COPIED, in its order (the row's keys are in the order the twin adds them).
+cdef tuple _COPIED = (
+    "project_id", "user_id", "host", "node", "vm_state", "task_state", "power_state",
+    "launched_at", "terminated_at", "created_at", "availability_zone", "key_name",
+    "config_drive", "locked", "hostname", "reservation_id", "launch_index", "kernel_id",
+    "ramdisk_id", "root_device_name", "progress", "deleted", "seq")
+
+
+def micros(value):
+    """Twin of fastnova.query.row.micros_pure."""
+    return _micros(value)
+
+
+def build_row(dict rec):
+    """Twin of fastnova.query.row.build_pure: the query row of a normalized record."""
+    cdef dict row = {}
+    cdef list ips4 = [], ips6 = []
+    for key in _COPIED:
+        row[key] = rec.get(key)
+    row["uuid"] = rec["id"]
+    row["display_name"] = rec.get("name")
+    row["display_description"] = rec.get("description")
+    image = rec.get("image")
+    row["image_ref"] = image.get("id", "") if image else ""
+    row["instance_type_id"] = str((rec.get("flavor") or {}).get("id", ""))
+    updated = rec.get("updated_at") or rec["created_at"]
+    row["updated_at"] = updated
+    row["access_ip_v4"] = rec.get("access_ip_v4") or None
+    row["access_ip_v6"] = rec.get("access_ip_v6") or None
+    row["auto_disk_config"] = rec.get("disk_config") == "AUTO"
+    row["locked_by"] = rec.get("locked_by")
+    row["tags"] = [] if rec.get("deleted") else list(rec.get("tags") or ())
+    addresses = rec.get("addresses")
+    if addresses:
+        for addrs in addresses.values():
+            for addr in addrs:
+                if addr.get("type", "fixed") != "fixed" or not addr.get("addr"):
+                    continue
+                (ips6 if addr.get("version") == 6 else ips4).append(addr["addr"])
+    row["ips4"] = ips4
+    row["ips6"] = ips6
+    row["ca"] = _micros(rec["created_at"])
+    row["ua"] = _micros(updated)
+    return row

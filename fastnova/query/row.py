@@ -15,6 +15,7 @@ A deleted server's row has no tags: nova's instance_destroy deletes the tag rows
 from __future__ import annotations
 
 import datetime as _dt
+import os
 
 import orjson
 
@@ -22,7 +23,7 @@ _EPOCH = _dt.datetime(1970, 1, 1)
 _SECOND = _dt.timedelta(seconds=1)
 
 
-def micros(value: str | None) -> int:
+def micros_pure(value: str | None) -> int:
     """Microseconds since the epoch of a canonical (naive UTC) time; 0 for None.
 
     record.time_micros via strptime cost a third of the writer's time; fromisoformat is C."""
@@ -31,14 +32,18 @@ def micros(value: str | None) -> int:
     delta = _dt.datetime.fromisoformat(value) - _EPOCH
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
+
+micros = micros_pure
+
 _COPIED = ("project_id", "user_id", "host", "node", "vm_state", "task_state", "power_state",
            "launched_at", "terminated_at", "created_at", "availability_zone", "key_name",
            "config_drive", "locked", "hostname", "reservation_id", "launch_index", "kernel_id",
            "ramdisk_id", "root_device_name", "progress", "deleted", "seq")
 
 
-def build(rec: dict) -> dict:
-    """The query row of a normalized canonical record."""
+def build_pure(rec: dict) -> dict:
+    """The query row of a normalized canonical record; twin of fastnova/_ext/_render.pyx
+    ``build_row``."""
     row = {key: rec.get(key) for key in _COPIED}
     row["uuid"] = rec["id"]
     row["display_name"] = rec.get("name")
@@ -88,3 +93,12 @@ def dumps(row: dict) -> bytes:
 
 
 loads = orjson.loads
+
+# FASTNOVA_PURE=1 selects the twin; FASTNOVA_REQUIRE_EXT=1 makes a missing build an error.
+build = build_pure
+if os.environ.get("FASTNOVA_PURE") != "1":
+    try:
+        from fastnova._ext._render import build_row as build, micros  # noqa: F811
+    except ImportError:
+        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
+            raise
