@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from operator import itemgetter
 
 import lmdb
 import orjson
@@ -40,6 +41,7 @@ def open_env(data_dir: str, map_size: int = DEFAULT_MAP_SIZE, readonly: bool = F
 
 
 StoreSuperseded = L.StoreSuperseded
+_first = itemgetter(0)
 
 
 class StoreWriter:
@@ -171,6 +173,9 @@ class Batch:
         self._records = dbs[L.DB_RECORDS]
         self._deltas: dict[bytes, int] = {}
         self._pending: dict[bytes, Pending] | None = {} if coalesce else None
+        self._seq: int | None = None        # the sequence counter as _next_seq last set it
+        # {db name: [(key, value)]}: puts held back while flush_pending writes (None: put at once)
+        self._puts: dict[bytes, list] | None = None
 
     # -- reads within the transaction --------------------------------------------------------
 
@@ -201,6 +206,8 @@ class Batch:
         return self.txn.get(key, db=self.dbs[L.DB_META])
 
     def set_meta(self, key: bytes, value: bytes):
+        if key == L.META_SEQ:
+            self._seq = None
         self.txn.put(key, value, db=self.dbs[L.DB_META])
 
     # -- servers -------------------------------------------------------------------------------
@@ -287,6 +294,7 @@ class Batch:
         if not pending:
             return
         self._pending = {}
+        self._puts = {name: [] for name in L.ALL_DBS}
         for key, p in pending.items():
             new, written, changed = p.rec, p.written, p.changed
             if changed is None:
@@ -296,17 +304,36 @@ class Batch:
                             rerender_parts(written.parts, new, changed), changed)
             else:
                 self._store(key, p.old, None, new, render_parts(new), changed)
+        self._put_held()
+
+    def _put_held(self):
+        """Put what flush_pending held back, in key order, one cursor per database: LMDB then
+        finds most keys on the leaf page its cursor is on instead of searching from the root
+        (a server's records, row, blob and index entries land on random pages; sorted, a put
+        cost ~30% less in a scratch test of 16,000 puts into 40,000 keys).  Index entries only
+        deleted are deleted at once (their count depends on it); no key is both put and
+        deleted in one flush, as every key of a server holds its uuid."""
+        puts, self._puts = self._puts, None
+        for name, items in puts.items():
+            if items:
+                items.sort(key=_first)          # stable: a key put twice keeps its last value
+                self.txn.cursor(db=self.dbs[name]).putmulti(items)
+
+    def _put(self, name: bytes, key: bytes, value: bytes):
+        if self._puts is not None:
+            self._puts[name].append((key, value))
+        else:
+            self.txn.put(key, value, db=self.dbs[name])
 
     def _store(self, key: bytes, old: dict | None, written: Written | None, new: dict,
                parts: tuple, changed):
         """Write a server's record, query row, view blob and index entries."""
         raw = orjson.dumps(new)
-        txn = self.txn
-        txn.put(key, raw, db=self._records)
+        put = self._put
+        put(L.DB_RECORDS, key, raw)
         row = qrow.update(written.row, new, changed) if written is not None else qrow.build(new)
-        txn.put(key, qrow.dumps(row), db=self.dbs[L.DB_QROWS])
-        txn.put(key, pack_parts(new["project_id"], parts, bool(new["deleted"])),
-                db=self.dbs[L.DB_SERVERS])
+        put(L.DB_QROWS, key, qrow.dumps(row))
+        put(L.DB_SERVERS, key, pack_parts(new["project_id"], parts, bool(new["deleted"])))
         index = written.index if written is not None else None
         if old is None or "project_id" not in old:
             index = index_entries(new)
@@ -324,24 +351,24 @@ class Batch:
         """Move a record's index entries from its old version to its new one, touching only the
         entries that differ: a feed patch (task_state, updated_at, …) keeps most keys, and the
         delete-all-then-put-all it replaces was a third of the cost of an update (profiled)."""
-        txn, dbs = self.txn, self.dbs
+        txn, dbs, put = self.txn, self.dbs, self._put
         for entry, (value, count_key) in after.items():
             had = before.get(entry)
             if had is None:
-                txn.put(entry[1], value, db=dbs[entry[0]])
+                put(entry[0], entry[1], value)
                 if count_key is not None:
                     self._count(count_key, 1)
             elif had[0] != value:
-                txn.put(entry[1], value, db=dbs[entry[0]])
+                put(entry[0], entry[1], value)
         for entry, (_value, count_key) in before.items():
             if entry not in after and txn.delete(entry[1], db=dbs[entry[0]]) \
                     and count_key is not None:
                 self._count(count_key, -1)
 
     def _index(self, entries: dict):
-        txn, dbs = self.txn, self.dbs
+        put = self._put
         for (db, key), (value, count_key) in entries.items():
-            txn.put(key, value, db=dbs[db])
+            put(db, key, value)
             if count_key is not None:
                 self._count(count_key, 1)
 
@@ -363,10 +390,12 @@ class Batch:
         self._deltas.clear()
 
     def _next_seq(self) -> int:
-        raw = self.get_meta(L.META_SEQ)
-        seq = int(raw) + 1 if raw else 1
-        self.set_meta(L.META_SEQ, b"%d" % seq)
-        return seq
+        if self._seq is None:
+            raw = self.get_meta(L.META_SEQ)
+            self._seq = int(raw) if raw else 0
+        self._seq += 1
+        self.txn.put(L.META_SEQ, b"%d" % self._seq, db=self.dbs[L.DB_META])
+        return self._seq
 
     # -- flavors -------------------------------------------------------------------------------
 
