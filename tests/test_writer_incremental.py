@@ -410,3 +410,18 @@ def test_query_row_twins_agree(build, rec, when, early):
     "２026-01-01T00:00:00.000000", "9999-12-31T23:59:59.999999"])
 def test_micros_twins_agree(value):
     assert _outcome(_render.micros, value) == _outcome(qrow.micros_pure, value)
+
+
+@pytest.mark.skipif(_render is None, reason="not built")
+def test_compiled_parts_and_index_entries_are_off_the_cycle_collector():
+    import gc
+    rec = normalize({"id": UUIDS[0], "project_id": "p", "user_id": "u", "flavor": {"id": 1},
+                     "created_at": "2026-01-01T00:00:00.000000", "tags": ["a"]})
+    parts = _render.render_parts(rec)
+    again = _render.render_some(parts, dict(rec, name="x"), (0,))
+    for made in (parts, again):
+        assert not gc.is_tracked(made)
+        assert not any(gc.is_tracked(p) or any(map(gc.is_tracked, p)) for p in made)
+    entries = _render.index_entries(rec)
+    assert not gc.is_tracked(entries)
+    assert not any(gc.is_tracked(k) or gc.is_tracked(v) for k, v in entries.items())

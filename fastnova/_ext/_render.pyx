@@ -18,6 +18,21 @@ from libc.string cimport memcpy
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object)
     const unsigned char* PyUnicode_1BYTE_DATA(object)
+    void PyObject_GC_UnTrack(void*)
+
+
+# The tuples (and index dicts) made here hold only bytes, None, booleans and the gates' int
+# tuples, so they can never be part of a reference cycle; they are taken off the cycle
+# collector's lists when made (CPython itself untracks such tuples, but only when a collection
+# first walks them).  The writer's render cache keeps ~70 of them per server: they were most
+# of what the applier's collections walked (gc_collect_main, a sixth of its time, py-spy).
+cdef inline object _untracked(object obj):
+    PyObject_GC_UnTrack(<void*>obj)
+    return obj
+
+
+cdef inline tuple _pair(object a, object b):
+    return _untracked((a, b))
 
 from fastnova._ext._speedups cimport BLOB_FORMAT, FLAG_DELETED, HEAD, PIECE_HEAD
 
@@ -307,11 +322,11 @@ def index_entries(dict rec):
         head = <bytes>scope + b"\x00"
         for part in parts:
             prefix = head + part + b"\x00"
-            out[(_DB_INDEX, prefix + created + uuid)] = (updated, prefix)
-        out[(_DB_BY_CHANGED, head + updated + uuid)] = (state, None)
+            out[_pair(_DB_INDEX, prefix + created + uuid)] = _pair(updated, prefix)
+        out[_pair(_DB_BY_CHANGED, head + updated + uuid)] = _pair(state, None)
         if name is not None:
-            out[(_DB_BY_NAME, head + name + b"\x00" + uuid)] = (vm_state, None)
-    return out
+            out[_pair(_DB_BY_NAME, head + name + b"\x00" + uuid)] = _pair(vm_state, None)
+    return _untracked(out)
 
 
 # -- rendering parts ---------------------------------------------------------------------------
@@ -716,7 +731,7 @@ cdef enum:
     P_PROGRESS = 8
 
 
-cdef tuple _part(_Buf b, int i, dict rec, object status):
+cdef tuple _render_part(_Buf b, int i, dict rec, object status):
     """Part ``i`` of fastnova.views.servers.PARTS."""
     if i == 0:
         return _identity(b, rec)
@@ -762,12 +777,20 @@ def render_parts(dict rec):
         part = _part(b, i, rec, status)
         Py_INCREF(part)
         PyTuple_SET_ITEM(out, i, part)
-    return out
+    return _untracked(out)
+
+
+cdef tuple _part(_Buf b, int i, dict rec, object status):
+    """Part ``i`` of fastnova.views.servers.PARTS, its chunks and itself untracked."""
+    cdef tuple part = _render_part(b, i, rec, status)
+    for chunk in part:
+        _untracked(chunk)
+    return _untracked(part)
 
 
 def render_some(tuple parts, dict rec, tuple stale):
     """``parts`` with the parts at the indexes ``stale`` rendered again from ``rec``; twin of
-    fastnova.views.servers._render_some_pure."""
+    fastnova.views.servers.render_some_pure."""
     cdef _Buf b = _Buf()
     cdef list out = list(parts)
     cdef object status = None
@@ -780,7 +803,7 @@ def render_some(tuple parts, dict rec, tuple stale):
         status = _status(rec)
     for i in stale:
         out[i] = _part(b, i, rec, status)
-    return tuple(out)
+    return _untracked(tuple(out))
 
 
 # -- the query row -----------------------------------------------------------------------------
