@@ -42,19 +42,23 @@ cdef enum:
 
 
 cdef struct Chunks:
-    # What one call has seen: the distinct gates, and every chunk with its gate.
+    # What one call has seen: the distinct gates, and each gate's raw and member chunks as
+    # lists linked through ``next`` (in the order of the parts), so that ordering the gates and
+    # writing a piece each walk only what they need (a patch's blob was ~7,000 instructions of
+    # an update with one pass over every chunk per gate, callgrind).
     Py_ssize_t ngates
     Py_ssize_t nchunks
+    Py_ssize_t norder
     PyObject* gate[MAX_GATES]          # borrowed from parts
     unsigned char lo[MAX_GATES]
     unsigned char hi[MAX_GATES]
     unsigned char mask[MAX_GATES]
-    Py_ssize_t nraw[MAX_GATES]
-    Py_ssize_t nmembers[MAX_GATES]
     Py_ssize_t size[MAX_GATES]         # bytes of the gate's piece
+    Py_ssize_t first[MAX_GATES][2]     # first chunk of the gate: [0] member, [1] raw; -1: none
+    Py_ssize_t last[MAX_GATES][2]
     Py_ssize_t order[MAX_GATES]        # gates in blob order
-    Py_ssize_t chunk_gate[MAX_CHUNKS]
-    bint chunk_raw[MAX_CHUNKS]
+    bint placed[MAX_GATES]             # already in order
+    Py_ssize_t next[MAX_CHUNKS]        # the next chunk of the same gate and kind; -1: none
     PyObject* chunk[MAX_CHUNKS]        # borrowed bytes
 
 
@@ -67,8 +71,8 @@ cdef unsigned char _byte(object value) except? 0:
 
 cdef Py_ssize_t _gate_index(Chunks* c, object gate) except -1:
     """The index of ``gate`` among the gates seen so far, adding it if new.  Gates are the
-    module constants of fastnova.views.servers, so identity answers most lookups; the others
-    compare their three bytes (an equal tuple is the same gate, as in the twin's dicts)."""
+    tuples of fastnova.views.gates, so identity answers most lookups; the others compare their
+    three bytes (an equal tuple is the same gate, as in the twin's dicts)."""
     cdef Py_ssize_t i
     cdef PyObject* ptr = <PyObject*>gate
     cdef unsigned char lo, hi, mask
@@ -90,15 +94,27 @@ cdef Py_ssize_t _gate_index(Chunks* c, object gate) except -1:
     c.lo[i] = lo
     c.hi[i] = hi
     c.mask[i] = mask
-    c.nraw[i] = c.nmembers[i] = c.size[i] = 0
+    c.size[i] = 0
+    c.first[i][0] = c.first[i][1] = c.last[i][0] = c.last[i][1] = -1
+    c.placed[i] = False
     c.ngates += 1
     return i
 
 
+cdef inline void _place(Chunks* c, Py_ssize_t g) noexcept:
+    if not c.placed[g]:
+        c.placed[g] = True
+        c.order[c.norder] = g
+        c.norder += 1
+
+
 cdef int _collect(Chunks* c, tuple parts) except -1:
+    """Note every chunk under its gate and kind; place gates with raw chunks in the order of
+    their first raw chunk (the twin's dicts: raw gates first, then member-only gates by their
+    first member chunk, placed by _order)."""
     cdef object part, item, data
     cdef Py_ssize_t g, n, p, k
-    cdef bint raw
+    cdef int raw
     for p in range(len(parts)):
         part = parts[p]
         if type(part) is not tuple:
@@ -113,47 +129,36 @@ cdef int _collect(Chunks* c, tuple parts) except -1:
             if c.nchunks == MAX_CHUNKS:
                 raise ValueError("more than %d chunks" % MAX_CHUNKS)
             g = _gate_index(c, (<tuple>item)[0])
-            raw = (<tuple>item)[1] is True or bool((<tuple>item)[1])
+            raw = 1 if ((<tuple>item)[1] is True or bool((<tuple>item)[1])) else 0
             n = c.nchunks
-            c.chunk_gate[n] = g
-            c.chunk_raw[n] = raw
             c.chunk[n] = <PyObject*>data
+            c.next[n] = -1
             c.nchunks += 1
             # A comma before every chunk but a piece's first.
-            c.size[g] += PyBytes_GET_SIZE(data) + (1 if c.nraw[g] + c.nmembers[g] else 0)
-            if raw:
-                c.nraw[g] += 1
+            c.size[g] += PyBytes_GET_SIZE(data) + (0 if c.first[g][0] < 0 and c.first[g][1] < 0
+                                                    else 1)
+            if c.last[g][raw] < 0:
+                c.first[g][raw] = n
             else:
-                c.nmembers[g] += 1
+                c.next[c.last[g][raw]] = n
+            c.last[g][raw] = n
+            if raw:
+                _place(c, g)
     return 0
 
 
 cdef void _order(Chunks* c) noexcept:
-    """Gates with raw chunks by their first raw chunk, then the others by their first chunk
-    (the order of assemble's dicts in the twin)."""
-    cdef Py_ssize_t i, j, g, n = 0, k
-    cdef bint seen, pass_raw
-    for k in range(2):
-        pass_raw = k == 0
-        for i in range(c.nchunks):
-            if c.chunk_raw[i] != pass_raw:
-                continue
-            g = c.chunk_gate[i]
-            if not pass_raw and c.nraw[g]:
-                continue
-            seen = False
-            for j in range(n):
-                if c.order[j] == g:
-                    seen = True
-                    break
-            if not seen:
-                c.order[n] = g
-                n += 1
+    """Then the gates with member chunks only, by their first chunk (gates were added in the
+    order of their first chunk)."""
+    cdef Py_ssize_t g
+    for g in range(c.ngates):
+        _place(c, g)
 
 
 cdef char* _piece(Chunks* c, Py_ssize_t g, char* out) noexcept:
-    cdef Py_ssize_t size = c.size[g], i, n, k
-    cdef bint first = True, pass_raw
+    cdef Py_ssize_t size = c.size[g], i, n
+    cdef int kind
+    cdef bint first = True
     out[0] = <char>c.lo[g]
     out[1] = <char>c.hi[g]
     out[2] = <char>c.mask[g]
@@ -162,11 +167,9 @@ cdef char* _piece(Chunks* c, Py_ssize_t g, char* out) noexcept:
     out[5] = <char>((size >> 16) & 0xff)
     out[6] = <char>((size >> 24) & 0xff)
     out += PIECE_HEAD
-    for k in range(2):
-        pass_raw = k == 0
-        for i in range(c.nchunks):
-            if c.chunk_gate[i] != g or c.chunk_raw[i] != pass_raw:
-                continue
+    for kind in (1, 0):            # raw chunks, then members
+        i = c.first[g][kind]
+        while i >= 0:
             if not first:
                 out[0] = b','
                 out += 1
@@ -174,6 +177,7 @@ cdef char* _piece(Chunks* c, Py_ssize_t g, char* out) noexcept:
             n = PyBytes_GET_SIZE(<object>c.chunk[i])
             memcpy(out, PyBytes_AS_STRING(<object>c.chunk[i]), n)
             out += n
+            i = c.next[i]
     return out
 
 
@@ -187,7 +191,7 @@ def pack_parts(str project_id, tuple parts, bint deleted=False):
     cdef char* out
     if plen > 0xffff:
         raise ValueError("project id too long")
-    c.ngates = c.nchunks = 0
+    c.ngates = c.nchunks = c.norder = 0
     _collect(&c, parts)
     _order(&c)
     total = HEAD + plen + 2
