@@ -301,6 +301,20 @@ cdef bytes _micros8(object value):
     return _micros(value).to_bytes(8, "big")
 
 
+cdef bytes _cat(bytes a, bytes b, bytes c, bytes d, bytes e):
+    """a + b + c + d + e in one allocation (an index key; a third of index_entries' time was
+    the chains of concatenations, callgrind)."""
+    cdef Py_ssize_t na = len(a), nb = len(b), nc = len(c), nd = len(d), ne = len(e)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, na + nb + nc + nd + ne)
+    cdef char* p = PyBytes_AS_STRING(out)
+    memcpy(p, PyBytes_AS_STRING(a), na)
+    memcpy(p + na, PyBytes_AS_STRING(b), nb)
+    memcpy(p + na + nb, PyBytes_AS_STRING(c), nc)
+    memcpy(p + na + nb + nc, PyBytes_AS_STRING(d), nd)
+    memcpy(p + na + nb + nc + nd, PyBytes_AS_STRING(e), ne)
+    return out
+
+
 def index_entries(dict rec):
     """Twin of fastnova.store.writer.index_entries_pure: every index entry of a record,
     {(db name, key): (value, count key or None)}."""
@@ -311,25 +325,26 @@ def index_entries(dict rec):
     cdef bytes vm_state = (rec.get("vm_state") or "").encode()
     cdef bint deleted = bool(rec.get("deleted"))
     cdef list parts
-    cdef bytes state, head, prefix, part, name = None
+    cdef bytes state, scope, prefix, part, name = None
     cdef dict out = {}
-    cdef object scope
     if deleted:
         parts = [_PART_DELETED]
     else:
         parts = [_PART_LIVE, _PART_STATE + vm_state]
-        for tag in sorted({t.lower().encode() for t in rec.get("tags") or ()}):
-            parts.append(_PART_TAG + tag)
+        tags = rec.get("tags")
+        if tags:
+            for tag in sorted({t.lower().encode() for t in tags}):
+                parts.append(_PART_TAG + tag)
         name = _name_collate(rec.get("name")).encode()[:_NAME_KEY_MAX]
-    state = (b"d" if deleted else b"l") + created + vm_state
+    state = _cat(b"d" if deleted else b"l", created, vm_state, b"", b"")
     for scope in (_ALL_SCOPE, rec["project_id"].encode()):
-        head = <bytes>scope + b"\x00"
         for part in parts:
-            prefix = head + part + b"\x00"
-            out[_pair(_DB_INDEX, prefix + created + uuid)] = _pair(updated, prefix)
-        out[_pair(_DB_BY_CHANGED, head + updated + uuid)] = _pair(state, None)
+            prefix = _cat(scope, b"\x00", part, b"\x00", b"")
+            out[_pair(_DB_INDEX, _cat(prefix, created, uuid, b"", b""))] = _pair(updated, prefix)
+        out[_pair(_DB_BY_CHANGED, _cat(scope, b"\x00", updated, uuid, b""))] = _pair(state, None)
         if name is not None:
-            out[_pair(_DB_BY_NAME, head + name + b"\x00" + uuid)] = _pair(vm_state, None)
+            out[_pair(_DB_BY_NAME, _cat(scope, b"\x00", name, b"\x00", uuid))] = \
+                _pair(vm_state, None)
     return _untracked(out)
 
 
