@@ -295,7 +295,10 @@ class Batch:
             return
         self._pending = {}
         self._puts = {name: [] for name in L.ALL_DBS}
-        for key, p in pending.items():
+        # In key order, so that the puts of the records, rows and blobs are held sorted already
+        # (_put_held's sort then only checks them): one sort instead of three.
+        for key in sorted(pending):
+            p = pending[key]
             new, written, changed = p.rec, p.written, p.changed
             if changed is None:
                 self._store(key, p.old, written, new, render_parts(new), INDEX_FIELDS)
@@ -373,14 +376,14 @@ class Batch:
                 self._count(count_key, -1)
 
     def _index(self, entries: dict):
-        held, txn, dbs = self._puts, self.txn, self.dbs
+        held, txn, dbs, deltas = self._puts, self.txn, self.dbs, self._deltas
         for (db, key), (value, count_key) in entries.items():
             if held is not None:
                 held[db].append((key, value))
             else:
                 txn.put(key, value, db=dbs[db])
             if count_key is not None:
-                self._count(count_key, 1)
+                deltas[count_key] = deltas.get(count_key, 0) + 1
 
     def _count(self, key: bytes, delta: int):
         self._deltas[key] = self._deltas.get(key, 0) + delta
