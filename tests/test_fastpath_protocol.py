@@ -211,3 +211,48 @@ def test_which_requests_the_quick_recognizer_answers(store, loop, name):
     proto.data_received(stream[:20])
     proto.data_received(stream[20:])
     assert proto.quick == 0
+
+
+# -- generated streams: the quick recognizer, httptools and the general path together -------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from tests.test_quick import NAMES, VALUES, VALUE_BYTES, mostly  # noqa: E402
+
+_TOKENS = [b"demo:" + PROJECT.encode(), b"admin:admin", b"demo:" + OTHER.encode(), b"bad"]
+_PATHS = [b"/v2.1/servers/" + i.encode() for i in (OWN, FOREIGN, DELETED, "0" * 36)] + [
+    b"/v2.1/%s/servers/%s" % (PROJECT.encode(), OWN.encode()), b"/v2.1/servers/detail",
+    b"/v2.1/servers/" + OWN.upper().encode(), b"/v2.1/servers/" + OWN.encode() + b"?a=b", b"/"]
+
+
+@st.composite
+def _streams(draw):
+    """One or two requests, mostly plain show requests real clients send, some odd."""
+    out = b""
+    for _ in range(draw(st.integers(1, 2))):
+        eol = draw(mostly(st.just(b"\r\n"), st.sampled_from([b"\n"]), 12))
+        method = draw(mostly(st.just(b"GET"), st.sampled_from([b"HEAD", b"POST", b"get"])))
+        version = draw(mostly(st.just(b"HTTP/1.1"), st.sampled_from([b"HTTP/1.0", b"HTTP/2.0"])))
+        lines = [method + b" " + draw(st.sampled_from(_PATHS)) + b" " + version]
+        lines.append(b"Host: " + draw(st.sampled_from([b"h.example:8774", b"other", b""])))
+        lines.append(b"X-Auth-Token: " + draw(st.sampled_from(_TOKENS)))
+        for _ in range(draw(st.integers(0, 3))):
+            name = draw(mostly(st.sampled_from(NAMES[:15]), st.sampled_from(NAMES[15:]), 3))
+            value = draw(mostly(st.sampled_from(VALUES), VALUE_BYTES, 4))
+            lines.append(name + b": " + value)
+        out += eol.join(lines) + eol + eol
+    return out
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(stream=_streams(), split=st.sampled_from([0, 0, 0, 9]))
+def test_generated_streams_are_answered_alike_with_and_without_the_fast_path(store, loop, stream,
+                                                                             split):
+    general = Counting(store)
+    general.fast = None
+    fast = Counting(store)
+    for _ in range(2):                  # the second time the memos are warm
+        want, want_closed = _feed(general, loop, stream, split)
+        got, got_closed = _feed(fast, loop, stream, split)
+        assert _normal(got) == _normal(want), stream
+        assert got_closed == want_closed, stream
