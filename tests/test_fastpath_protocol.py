@@ -229,14 +229,17 @@ _PATHS = [b"/v2.1/servers/" + i.encode() for i in (OWN, FOREIGN, DELETED, "0" * 
 def _streams(draw):
     """One or two requests, mostly plain show requests real clients send, some odd."""
     out = b""
-    for _ in range(draw(st.integers(1, 2))):
+    for _ in range(draw(mostly(st.just(1), st.just(2), 3))):
         eol = draw(mostly(st.just(b"\r\n"), st.sampled_from([b"\n"]), 12))
         method = draw(mostly(st.just(b"GET"), st.sampled_from([b"HEAD", b"POST", b"get"])))
         version = draw(mostly(st.just(b"HTTP/1.1"), st.sampled_from([b"HTTP/1.0", b"HTTP/2.0"])))
-        lines = [method + b" " + draw(st.sampled_from(_PATHS)) + b" " + version]
-        lines.append(b"Host: " + draw(st.sampled_from([b"h.example:8774", b"other", b""])))
-        lines.append(b"X-Auth-Token: " + draw(st.sampled_from(_TOKENS)))
-        for _ in range(draw(st.integers(0, 3))):
+        path = draw(mostly(st.sampled_from(_PATHS[:2]), st.sampled_from(_PATHS[2:]), 2))
+        lines = [method + b" " + path + b" " + version]
+        lines.append(b"Host: " + draw(mostly(st.sampled_from([b"h.example:8774", b"other"]),
+                                             st.just(b""), 4)))
+        lines.append(b"X-Auth-Token: " + draw(mostly(st.sampled_from(_TOKENS[:2]),
+                                                     st.sampled_from(_TOKENS[2:]), 2)))
+        for _ in range(draw(st.integers(0, 2))):
             name = draw(mostly(st.sampled_from(NAMES[:15]), st.sampled_from(NAMES[15:]), 3))
             value = draw(mostly(st.sampled_from(VALUES), VALUE_BYTES, 4))
             lines.append(name + b": " + value)

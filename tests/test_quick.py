@@ -164,8 +164,10 @@ EOL = st.sampled_from([b"\r\n"] * 6 + [b"\n", b"\r", b"\n\r"])
 
 
 def mostly(clean, odd, weight=6):
-    """Clean pieces nearly always, so that many whole requests are taken; odd ones sometimes."""
-    return st.integers(0, weight).flatmap(lambda k: odd if k == 0 else clean)
+    """Clean pieces nearly always, so that many whole requests are taken; odd ones sometimes.
+    (The odd choice sits in the middle of the pool: hypothesis favours the ends of a range.)"""
+    pool = [True] * (weight // 2) + [False] + [True] * (weight - weight // 2)
+    return st.sampled_from(pool).flatmap(lambda ok: clean if ok else odd)
 
 
 @st.composite
