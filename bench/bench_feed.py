@@ -11,16 +11,19 @@
    load on the machine moves much less than the wall-clock rate.
 2. the same pipeline's stages alone, in this process (where the ceiling is): journal group commit
    of 1,000 entries, and StoreWriter batches.
-3. lag: patches published at a fixed rate (default 1,000/s, one per message) while a reader polls
-   the store; publish -> visible in a fresh read transaction, p50/p99/max.
+3. lag: patches published at a fixed rate (default 1,000/s, one per message) while a watcher
+   polls the store; publish -> visible in a fresh read transaction, p50/p99/max.  The server
+   side (the feed's two processes, and RabbitMQ with --pin-broker) runs on one core, the load
+   generator (this process: publisher and watcher) on the other, as every load measurement
+   here is pinned.  (Until the fourth session the watcher and publisher shared the feed's core
+   during this run, which measured the three of them queueing for one core.)
 4. store read latency (begin + get + abort of a random server) in a separate process, idle and
-   while the feed applies updates at that rate (the HTTP figure needs the API server).  As the
-   issue's rules ask, on a machine with 2+ cores the reader (the probe) has a core of its own
-   and the load (the feed's two processes, this process's publisher and watcher) is pinned to
-   another;
-   RabbitMQ is not ours to pin and runs where the kernel puts it.  The probe also reports its
-   minor page faults per read (pages the writer placed anew that the reader maps on first
-   touch).
+   while the feed applies updates at that rate (the HTTP figure needs the API server), in a
+   run of its own: the reader (the probe) has a core of its own, and the load (the feed's two
+   processes, this process's publisher, RabbitMQ with --pin-broker) is pinned to the other.
+   Otherwise RabbitMQ is not ours to pin and runs where the kernel puts it.  The probe also
+   reports its minor page faults per read (pages the writer placed anew that the reader maps
+   on first touch).
 """
 from __future__ import annotations
 
@@ -157,39 +160,76 @@ def stage_apply(count=40_000, batch=10_000):
         shutil.rmtree(d, ignore_errors=True)
 
 
+class FedStore:
+    """A fresh store of 1,000 servers with ``cellfeed run`` consuming into it (the feed and its
+    applier pinned to ``feed_core``); the setup shared by the lag and the read measurements."""
+
+    def __init__(self, args, feed_core):
+        self.args, self.feed_core = args, feed_core
+        self.servers = ["%08x-1111-4000-8000-%012x" % (i, i) for i in range(1000)]
+
+    def __enter__(self):
+        self.names, self.data = Names(), tempfile.mkdtemp(prefix="bench-lag-")
+        with self.names.publisher() as pub:
+            pub.send([contract.server_upsert(server(u, 1)) for u in self.servers])
+        self.proc = FeedProcess(self.data, self.names, "--log-level", "WARNING",
+                                *self.args.feed_arg).start()
+        store = Store(self.data)
+        wait_for(lambda: len(store.records()) == len(self.servers), timeout=60)
+        pin(self.proc.proc.pid, self.feed_core)      # and its applier process (started by now)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                assert self.proc.stop() == 0
+            elif self.proc.proc.poll() is None:
+                self.proc.kill()
+        finally:
+            self.names.cleanup()
+            shutil.rmtree(self.data, ignore_errors=True)
+
+
 def lag(args):
-    """Publish patches at a fixed rate; measure publish -> visible to a new read txn."""
+    """Publish patches at a fixed rate; measure publish -> visible to a new read txn.
+
+    As the rules for load measurements ask, the server side (``cellfeed run``'s two processes
+    and, with --pin-broker, RabbitMQ) runs on one core and the load generator (this process: the
+    publisher and the watcher) on the other."""
     from fastnova.store.reader import StoreReader
-    names, data = Names(), tempfile.mkdtemp(prefix="bench-lag-")
-    servers = ["%08x-1111-4000-8000-%012x" % (i, i) for i in range(1000)]
     affinity = os.sched_getaffinity(0)
-    pin(0, LOAD_CORE)          # the publisher and the watcher are load too
+    pin(0, READER_CORE)
     try:
-        with names.publisher() as pub:
-            pub.send([contract.server_upsert(server(u, 1)) for u in servers])
-        proc = FeedProcess(data, names, "--log-level", "WARNING", *args.feed_arg).start()
-        store = Store(data)
-        wait_for(lambda: len(store.records()) == len(servers), timeout=60)
-        pin(proc.proc.pid, LOAD_CORE)      # and its applier process (started by now)
-        reader = StoreReader(data)
-        with BrokerPinned(args.pin_broker):
-            probe_idle = read_probe(data, args.probe_seconds)
+        with FedStore(args, LOAD_CORE) as fed, BrokerPinned(args.pin_broker):
+            reader = StoreReader(fed.data)
             pending, lags, done = {}, [], threading.Event()
             watcher = threading.Thread(target=watch, args=(reader, pending, lags, done))
             watcher.start()
-            probe = start_probe(data, args.lag_seconds)
-            publish_paced(names, servers, args.rate, args.lag_seconds, pending)
-            probe_busy = finish_probe(probe)
-        wait_for(lambda: not pending, timeout=30)
-        done.set()
-        watcher.join()
-        reader.close()
-        assert proc.stop() == 0
-        return lags, probe_idle, probe_busy
+            publish_paced(fed.names, fed.servers, args.rate, args.lag_seconds, pending)
+            wait_for(lambda: not pending, timeout=30)
+            done.set()
+            watcher.join()
+            reader.close()
+        return lags
     finally:
         os.sched_setaffinity(0, affinity)
-        names.cleanup()
-        shutil.rmtree(data, ignore_errors=True)
+
+
+def reads_under_feed(args):
+    """A store read probe on a core of its own, idle and then while the feed applies patches at
+    the rate; the feed, the publisher (this process) and the disk's interrupts share the other
+    core, as a reader on an API host and the feed would each have their own."""
+    affinity = os.sched_getaffinity(0)
+    pin(0, LOAD_CORE)
+    try:
+        with FedStore(args, LOAD_CORE) as fed, BrokerPinned(args.pin_broker):
+            idle = read_probe(fed.data, args.probe_seconds)
+            probe = start_probe(fed.data, args.probe_seconds)
+            publish_paced(fed.names, fed.servers, args.rate, args.probe_seconds, {})
+            busy = finish_probe(probe)
+        return idle, busy
+    finally:
+        os.sched_setaffinity(0, affinity)
 
 
 def publish_paced(names, servers, rate, seconds, pending):
@@ -368,16 +408,17 @@ def main():
               "applier %.1f us)" % (args.updates, messages, per, rate, per_txn, cpu[0],
                                     sum(cpu[1:])))
     if TWO_CORES:
-        print("pinning: read probe on core %d; feed process, publisher, watcher and the disk's "
-              "interrupts on core %d; "
-              "RabbitMQ %s" % (READER_CORE, LOAD_CORE, "on core %d too" % LOAD_CORE
-                               if args.pin_broker else "unpinned (its schedulers bound one per "
-                               "core)"))
-    lags, idle, busy = lag(args)
+        print("pinning: the feed's two processes%s on core %d (where the disk's interrupts "
+              "go); lag: the publisher and the watcher on core %d; reads: the probe alone on "
+              "core %d, the publisher on core %d" % (
+                  " and RabbitMQ" if args.pin_broker else "", LOAD_CORE, READER_CORE,
+                  READER_CORE, LOAD_CORE))
+    lags = lag(args)
     ms = [x * 1000 for x in lags]
     print("lag    publish -> visible at %.0f updates/s for %.0fs: p50 %.1f ms  p99 %.1f ms  "
           "max %.1f ms  (n=%d)" % (args.rate, args.lag_seconds, statistics.median(ms),
                                    pct(ms, 0.99), max(ms), len(ms)))
+    idle, busy = reads_under_feed(args)
     print("read   store get p50/p99 idle %.1f/%.1f us, under feed %.1f/%.1f us (p99 ratio %.2f); "
           "minor faults/read idle %.2f, under feed %.2f"
           % (idle[0] * 1e6, idle[1] * 1e6, busy[0] * 1e6, busy[1] * 1e6, busy[1] / idle[1],
