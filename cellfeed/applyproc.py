@@ -47,6 +47,28 @@ LOCK_WAIT = 30.0             # seconds a new applier waits for a dying one's loc
 # a mixed feed (60,000 updates, 10,000 a transaction, in-process, interleaved runs); cyclic
 # garbage (exceptions' tracebacks) just waits longer.
 APPLIER_GC_THRESHOLDS = (500_000, 50, 1000)
+FULL_COLLECT_SECONDS = 60.0
+
+
+class Collector:
+    """What survives a batch is moved out of the cycle collector's sight (gc.freeze), so
+    collections during the next batch walk only that batch's objects, not the whole render
+    cache again (-8% CPU per update of a mixed feed, in-process, interleaved: 58.9/58.7/55.2
+    -> 53.8/50.8/52.1 us).  Frozen objects are still freed by reference counting; so that
+    cyclic garbage frozen by mistake cannot pile up, a full collection over everything runs
+    once a minute."""
+
+    def __init__(self, every: float = FULL_COLLECT_SECONDS):
+        self.every = every
+        self.next_full = time.monotonic() + every
+
+    def after_batch(self):
+        now = time.monotonic()
+        if now >= self.next_full:
+            gc.unfreeze()
+            gc.collect()
+            self.next_full = now + self.every
+        gc.freeze()
 
 
 class ApplierDied(RuntimeError):
@@ -278,6 +300,7 @@ def serve(options: dict) -> int:
     applier = Applier(writer)
     reader = JournalReader(journal_dir, applier.stats.position)
     commands = Commands()
+    collector = Collector()
     max_batch, min_interval = options["apply_batch"], options["apply_interval"]
 
     def decode(lsn, payload):
@@ -308,6 +331,7 @@ def serve(options: dict) -> int:
             if not entries:
                 break
             applier.apply(entries)
+            collector.after_batch()
             replayed += len(entries)
         if replayed:
             LOG.info("cellfeed: replayed %d journal entries after position %d", replayed, start)
@@ -332,6 +356,7 @@ def serve(options: dict) -> int:
             applier.apply(entries)
             last_commit = time.monotonic()
             _report(report_fd, b"a", applier.stats.position)
+            collector.after_batch()
     except ApplyError as exc:
         LOG.critical("cellfeed: FATAL: %s", exc)
         return EXIT_SOFTWARE

@@ -412,7 +412,7 @@ class JournalReader:
             raise JournalCorrupt("%s: damaged record after LSN %d" % (self._path,
                                                                      self.next_lsn - 1))
         start = self._pos + RECORD_HEAD.size      # after _fill, which may move the buffer
-        payload = bytes(self._buf[start:start + length])
+        payload = bytes(memoryview(self._buf)[start:start + length])    # one copy, not two
         if _crc(length, lsn, payload) != crc or lsn > self.next_lsn:
             raise JournalCorrupt("%s: damaged record after LSN %d" % (self._path,
                                                                      self.next_lsn - 1))
