@@ -367,9 +367,8 @@ import hashlib as _hashlib
 
 import orjson as _orjson
 
-from fastnova.record import canonical_time as _canonical_time
 from fastnova.views import gates as _G
-from fastnova.views.status import STATE_MAP as _STATE_MAP
+from fastnova.views.status import STATE_MAP as _STATE_MAP, fault_doc as _fault_doc_shared
 
 _dumps = _orjson.dumps
 _sha224 = _hashlib.sha224
@@ -674,18 +673,6 @@ cdef tuple _volumes(_Buf b, dict rec):
     return ((G_VOLUMES_OLD, RAW, old), (G_VOLUMES_NEW, RAW, b.take()))
 
 
-cdef dict _fault_doc(fault, bint with_details):
-    created = fault.get("created") or fault.get("created_at")
-    cdef dict doc = {
-        "code": fault.get("code"),
-        "created": _isotime(_canonical_time(created)) if created else None,
-        "message": fault.get("message"),
-    }
-    if with_details:
-        doc["details"] = fault["details"]
-    return doc
-
-
 cdef tuple _fault(_Buf b, dict rec, object status):
     fault = rec["fault"]
     if not fault or status not in FAULT_STATUSES:
@@ -693,9 +680,9 @@ cdef tuple _fault(_Buf b, dict rec, object status):
     # nova shows details to admins always, to others only when the code is not 500.
     has_details = bool(fault.get("details"))
     if not has_details or fault.get("code") != 500:
-        return ((G_CORE, MEMBERS, b'"fault":' + _dumps(_fault_doc(fault, has_details))),)
-    return ((G_ADMIN, MEMBERS, b'"fault":' + _dumps(_fault_doc(fault, True))),
-            (G_MEMBER, MEMBERS, b'"fault":' + _dumps(_fault_doc(fault, False))))
+        return ((G_CORE, MEMBERS, b'"fault":' + _dumps(_fault_doc_shared(fault, has_details))),)
+    return ((G_ADMIN, MEMBERS, b'"fault":' + _dumps(_fault_doc_shared(fault, True))),
+            (G_MEMBER, MEMBERS, b'"fault":' + _dumps(_fault_doc_shared(fault, False))))
 
 
 cdef tuple _ext_host(_Buf b, dict rec):

@@ -25,7 +25,7 @@ import os
 
 import orjson
 
-from fastnova.record import canonical_time, isotime
+from fastnova.record import isotime
 from fastnova.store.layout import pack_blob
 from fastnova.views import links
 from fastnova.views.gates import (FAULT_STATUSES, G_2_9, G_2_19, G_2_26, G_2_63, G_2_71_SHOW,
@@ -33,7 +33,7 @@ from fastnova.views.gates import (FAULT_STATUSES, G_2_9, G_2_19, G_2_26, G_2_63,
                                   G_FLAVOR_NEW, G_FLAVOR_OLD, G_HOST_STATUS, G_HOSTNAME_2_90,
                                   G_IDENTITY, G_IMAGE_NEW, G_IMAGE_OLD, G_MEMBER, G_VOLUMES_NEW,
                                   G_VOLUMES_OLD, MEMBERS, PROGRESS_STATUSES, RAW)
-from fastnova.views.status import record_status
+from fastnova.views.status import fault_doc, record_status
 
 # A part's output is a tuple of (gate, raw, bytes) (gates: fastnova.views.gates).  ``bytes``
 # holds one or more ``"key":value`` members.  Raw chunks of a gate come first in its piece, then
@@ -195,18 +195,6 @@ def _volumes(rec: dict) -> tuple:
 
 # -- fault --------------------------------------------------------------------------------------
 
-def _fault_doc(fault: dict, with_details: bool) -> dict:
-    created = fault.get("created") or fault.get("created_at")
-    doc = {
-        "code": fault.get("code"),
-        "created": isotime(canonical_time(created)) if created else None,
-        "message": fault.get("message"),
-    }
-    if with_details:
-        doc["details"] = fault["details"]
-    return doc
-
-
 def _fault(rec: dict) -> tuple:
     fault = rec["fault"]
     if not fault or record_status(rec) not in FAULT_STATUSES:
@@ -215,9 +203,9 @@ def _fault(rec: dict) -> tuple:
     # details field is a traceback from the compute host).
     has_details = bool(fault.get("details"))
     if not has_details or fault.get("code") != 500:
-        return (_member(G_CORE, "fault", _fault_doc(fault, has_details)),)
-    return (_member(G_ADMIN, "fault", _fault_doc(fault, True)),
-            _member(G_MEMBER, "fault", _fault_doc(fault, False)))
+        return (_member(G_CORE, "fault", fault_doc(fault, has_details)),)
+    return (_member(G_ADMIN, "fault", fault_doc(fault, True)),
+            _member(G_MEMBER, "fault", fault_doc(fault, False)))
 
 
 # -- admin-only extended attributes and host status ----------------------------------------------

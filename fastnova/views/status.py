@@ -7,6 +7,8 @@ status, and some task_states override it.
 """
 from __future__ import annotations
 
+from fastnova.record import canonical_time, isotime
+
 # "default" is the key nova uses for "no overriding task_state"; the reverse map reports it too,
 # because nova's servers controller drops the task_state filter when it appears (see below).
 DEFAULT = "default"
@@ -108,3 +110,19 @@ def status_filter(statuses) -> tuple[list[str], list[str] | None] | None:
     if DEFAULT in tasks:
         return vms, None
     return vms, tasks
+
+
+def fault_doc(fault: dict, with_details: bool) -> dict:
+    """The "fault" member of a server in ERROR (or DELETED with a fault): code, created and
+    message, and "details" where the caller may see them.  Shared by the pure parts
+    (fastnova.views.servers) and the compiled ones (_render.pyx); a fault is rare, so the
+    compiled module calls this rather than keeping a copy."""
+    created = fault.get("created") or fault.get("created_at")
+    doc = {
+        "code": fault.get("code"),
+        "created": isotime(canonical_time(created)) if created else None,
+        "message": fault.get("message"),
+    }
+    if with_details:
+        doc["details"] = fault["details"]
+    return doc
