@@ -106,6 +106,37 @@ def test_term_drains_in_flight_and_exits_0():
         busy.close()
 
 
+def test_term_answers_a_connection_whose_first_request_is_still_on_its_way():
+    """A client connects, then writes: a drain between the two must not reset it (this is what
+    a reload under load hits).  The connection is answered once, with Connection: close."""
+    with running_server(workers=1) as srv:
+        fresh = connect(srv)
+        time.sleep(0.2)                         # accepted by the worker, nothing sent yet
+        srv.signal(signal.SIGTERM)
+        time.sleep(0.3)                         # the worker is draining
+        fresh.sendall(GET)
+        statuses, closed = read_responses(fresh, 1, timeout=3)
+        assert statuses == [200] and closed is True
+        assert srv.wait_exit(10) == 0
+        fresh.close()
+
+
+def test_term_closes_a_silent_new_connection_after_the_drain_grace():
+    """...but one that never sends holds the drain only for Limits.drain_grace (5 s), not for
+    the header timeout (30 s)."""
+    from fastnova.api.protocol import DEFAULT_LIMITS
+    with running_server(workers=1) as srv:
+        silent = connect(srv)
+        time.sleep(0.2)
+        started = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        assert srv.wait_exit(DEFAULT_LIMITS.drain_grace + 5) == 0
+        waited = time.monotonic() - started
+        assert DEFAULT_LIMITS.drain_grace - 1.0 <= waited < DEFAULT_LIMITS.header_timeout
+        assert silent.recv(10) == b""           # closed, not reset
+        silent.close()
+
+
 def test_int_and_quit_stop_fast():
     for sig in (signal.SIGINT, signal.SIGQUIT):
         with running_server(workers=2) as srv:

@@ -484,8 +484,11 @@ cdef class HttpProtocol:
             self._close()
 
     def drain(self):
+        # As the pure protocol: a connection that has answered nothing may have its first
+        # request on the wire; it gets limits.drain_grace (check) instead of a reset.
         self.draining = True
-        if not self.in_request and not self.pending and self.waiting is None:
+        if (self.answered and not self.in_request and not self.pending
+                and self.waiting is None):
             self._close()
 
     def check(self, double now):
@@ -499,6 +502,8 @@ cdef class HttpProtocol:
             limit, status = self.limits.header_timeout, 408
         elif self.answered == 0:
             limit, status = self.limits.header_timeout, None
+            if self.draining:
+                limit = min(limit, self.limits.drain_grace)
         else:
             limit, status = self.limits.keepalive_timeout, None
         if now - self.since > limit:

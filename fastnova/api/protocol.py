@@ -42,16 +42,21 @@ class Limits:
     """Sizes and timeouts; the worker builds one from the serve options."""
 
     __slots__ = ("max_url", "max_head", "max_headers", "max_body", "header_timeout",
-                 "keepalive_timeout")
+                 "keepalive_timeout", "drain_grace")
 
     def __init__(self, max_url=16384, max_head=65536, max_headers=100, max_body=114688,
-                 header_timeout=30.0, keepalive_timeout=75.0):
+                 header_timeout=30.0, keepalive_timeout=75.0, drain_grace=5.0):
         self.max_url = max_url              # eventlet's max_header_line in nova-api is 16384
         self.max_head = max_head            # all header lines together
         self.max_headers = max_headers
         self.max_body = max_body            # nova's [oslo_middleware] max_request_body_size
         self.header_timeout = header_timeout    # a request must be complete this long after
         self.keepalive_timeout = keepalive_timeout  # its first byte; idle / not-reading limit
+        # A drain closes idle keep-alive connections at once, but a connection that has not sent
+        # its first byte yet is a request on its way (the client connects, then writes): it gets
+        # this long to start one before the drain closes it (Go's Shutdown does the same for
+        # connections in StateNew).  Closing it at once reset clients in the middle of a reload.
+        self.drain_grace = drain_grace
 
     @classmethod
     def from_options(cls, options):
@@ -291,9 +296,15 @@ class HttpProtocol:
             self._close()
 
     def drain(self):
-        """Graceful stop: close now if idle, else right after the answer in progress."""
+        """Graceful stop: close now if idle, else right after the answer in progress.
+
+        A connection that has answered nothing and is not inside a request is not idle: its
+        first request may be on the wire.  It is answered (then closed), or closed by check()
+        after ``limits.drain_grace``.
+        """
         self.draining = True
-        if not self.in_request and not self.pending and self.waiting is None:
+        if (self.answered and not self.in_request and not self.pending
+                and self.waiting is None):
             self._close()
 
     def check(self, now: float):
@@ -308,6 +319,8 @@ class HttpProtocol:
             limit, status = self.limits.header_timeout, 408
         elif self.answered == 0:
             limit, status = self.limits.header_timeout, None      # connected, sent nothing
+            if self.draining:
+                limit = min(limit, self.limits.drain_grace)
         else:
             limit, status = self.limits.keepalive_timeout, None   # idle keep-alive
         if now - self.since > limit:
