@@ -21,7 +21,7 @@ import tempfile
 import time
 import urllib.parse
 
-from bench import machine, nginx, procs, scenarios, stores, wrk
+from bench import machine, nginx, procs, rounds, scenarios, stores, wrk
 from bench.procs import Procs
 
 RESULTS = os.path.join(stores.REPO, "bench", "results")
@@ -37,7 +37,10 @@ def parse_args(argv=None):
     p.add_argument("--servers", type=_ints, default=[1000, 1000000],
                    help="store sizes, comma-separated (default 1000,1000000)")
     p.add_argument("--concurrency", type=_ints, default=[1, 8, 64])
-    p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    p.add_argument("--duration", type=float, default=4.0,
+                   help="seconds per measurement (one server, one round)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="rounds per cell, the servers taking turns in each (bench/rounds.py)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of unrecorded load first")
     p.add_argument("--scenarios", default="all",
                    help="comma-separated, from: %s" % ", ".join(scenarios.BY_NAME))
@@ -170,8 +173,8 @@ def check_same_bytes(bases: dict, bodies: dict[str, bytes], token: str) -> None:
                                                    len(expected)))
 
 
-def drive(base: str, script: str, args, concurrency: int) -> dict:
-    if args.warmup > 0:
+def drive(base: str, script: str, args, concurrency: int, warm: bool = True) -> dict:
+    if warm and args.warmup > 0:
         wrk.run(base, script, min(concurrency, 8), args.warmup, args.client_cpus,
                 args.wrk_timeout)
     return wrk.run(base, script, concurrency, args.duration, args.client_cpus, args.wrk_timeout)
@@ -196,7 +199,8 @@ def run_scenario(ps: Procs, args, tmp: str, store: int, scenario, fastnova: str,
         refs = start_references(ps, _reference_names(args), root, args.server_cpus, sdir,
                                 started)
         check_same_bytes(refs, bodies, token)
-        rows = _measure_all(args, script, dict(fastnova=fastnova, **refs), scenario, store, note)
+        rows = _measure_all(args, script, dict(fastnova=fastnova, **refs), scenario, store,
+                            note)
     finally:
         for proc in started:
             ps.stop(proc)
@@ -207,19 +211,23 @@ def _reference_names(args) -> list[str]:
     return [n for n in args.references.split(",") if n in REFERENCES]
 
 
-def _measure_all(args, script, bases: dict, scenario, store, note) -> list[dict]:
-    # Servers take turns at each concurrency so that background noise on the shared VM lands on
-    # all of them alike instead of on whichever happened to run during a burst.
-    rows = []
+def _measure_all(args, script, bases: dict, scenario, store, note) -> tuple[list, list]:
+    """Every concurrency in rounds; in each round the servers take turns (bench/rounds.py says
+    why).  Returns (one combined row per server and concurrency, the rounds themselves)."""
+    combined, all_rounds = [], []
     for c in args.concurrency:
-        for server, base in bases.items():
-            result = drive(base, script, args, c)
-            rows.append(dict(store=store, scenario=scenario.name, server=server, workers=1,
-                             concurrency=c, note=note, **result))
-            log("%-8d %-17s %-8s c=%-3d %9.0f req/s  p50 %.3f  p99 %.3f ms  errors %d"
-                % (store, scenario.name, server, c, result["rps"], result["p50_ms"],
-                   result["p99_ms"], result["errors"]))
-    return rows
+        cell = []
+        for n in range(args.rounds):
+            for server, base in bases.items():
+                result = drive(base, script, args, c, warm=(n == 0))
+                cell.append(dict(store=store, scenario=scenario.name, server=server,
+                                 workers=1, concurrency=c, note=note, round=n, **result))
+                log("%-8d %-17s %-8s c=%-3d r%d %9.0f req/s  p50 %.3f  p99 %.3f ms  errors %d"
+                    % (store, scenario.name, server, c, n, result["rps"], result["p50_ms"],
+                       result["p99_ms"], result["errors"]))
+        all_rounds.extend(cell)
+        combined.extend(rounds.cells(cell))
+    return combined, all_rounds
 
 
 # -- the store-size loop ---------------------------------------------------------------------
@@ -231,9 +239,10 @@ def run_store(args, tmp: str, store: int, chosen, out: dict) -> None:
     with Procs() as ps:
         proc, base = start_fastnova(ps, data_dir, 1, args.server_cpus, tmp, args.src)
         for scenario in chosen:
-            info, rows = run_scenario(ps, args, tmp, store, scenario, base, ids)
+            info, (rows, turns) = run_scenario(ps, args, tmp, store, scenario, base, ids)
             out["scenarios"].setdefault(scenario.name, {})[str(store)] = info
             out["runs"].extend(rows)
+            out["rounds"].extend(turns)
             save(out, args.out)
         out["memory"].extend(memory_rows(proc.pid, store, 1, args.server_cpus,
                                          "all scenarios"))
@@ -337,7 +346,7 @@ def new_result(args, argv) -> dict:
         "command": "python -m bench.load " + " ".join(argv),
         "machine": machine.describe(os.path.abspath(args.src)),
         "config": {k: v for k, v in vars(args).items() if k != "out"},
-        "scenarios": {}, "runs": [], "workers": [], "memory": [],
+        "scenarios": {}, "runs": [], "rounds": [], "workers": [], "memory": [],
         "target": {"url": args.target, "scenarios": {}} if args.target else None,
     }
 

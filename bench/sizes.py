@@ -25,7 +25,7 @@ import statistics
 import sys
 import tempfile
 
-from bench import load, machine, nginx, procs, scenarios, stores, wrk
+from bench import load, machine, nginx, procs, rounds, scenarios, stores, wrk
 from bench.procs import Procs
 
 
@@ -51,11 +51,8 @@ def parse_args(argv=None):
 
 def ratios(rows: list[dict], small: int, large: int, c: int, key: str) -> list[float]:
     """Per round: the large store's figure over the small one's."""
-    by = {(r["round"], r["server"]): r[key] for r in rows if r["concurrency"] == c}
-    return [by[(n, "fastnova-%d" % large)] / by[(n, "fastnova-%d" % small)]
-            for n in sorted({r["round"] for r in rows})
-            if (n, "fastnova-%d" % large) in by and (n, "fastnova-%d" % small) in by
-            and by[(n, "fastnova-%d" % small)]]
+    return rounds.per_round([r for r in rows if r["concurrency"] == c], key,
+                            "fastnova-%d" % large, "fastnova-%d" % small)
 
 
 def table(out: dict) -> str:

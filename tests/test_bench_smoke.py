@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not all(map(_have, TOOLS)), reason="needs wrk, n
 def test_load_runner_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTNOVA_BENCH_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "result.json"
-    assert load.main(["--servers", "50", "--concurrency", "2", "--duration", "1",
+    assert load.main(["--servers", "50", "--concurrency", "2", "--duration", "1", "--rounds", "2",
                       "--warmup", "0", "--scenarios", "show,detail100,detail100_active",
                       "--worker-table", "1@0", "--worker-scenarios", "show",
                       "--mixed", "--feed-rate", "200", "--out", str(out)]) == 0
@@ -37,6 +37,10 @@ def test_load_runner_end_to_end(tmp_path, monkeypatch):
         for server in ("fastnova", "nginx", "bare"):
             assert (scenario, server) in servers
     assert all(r["requests"] > 0 and r["errors"] == 0 for r in res["runs"])
+    assert all(r["rounds"] == 2 for r in res["runs"])
+    assert len(res["rounds"]) == 2 * len(res["runs"])           # each server's turn, each round
+    fn = next(r for r in res["runs"] if r["server"] == "fastnova")
+    assert len(fn["vs_nginx"]["p99_ms"]) == 2 and len(fn["vs_nginx"]["rps"]) == 2
     assert res["workers"] and res["workers"][0]["rps"] > 0
     assert any(m["role"] == "worker" and m.get("pss_kb") for m in res["memory"])
     assert res["machine"]["cores"] >= 1
