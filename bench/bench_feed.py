@@ -218,22 +218,34 @@ def lag(args):
 def reads_under_feed(args):
     """A store read probe on a core of its own, idle and then while the feed applies patches at
     the rate; the feed, the publisher (this process) and the disk's interrupts share the other
-    core, as a reader on an API host and the feed would each have their own."""
+    core, as a reader on an API host and the feed would each have their own.
+
+    In ``args.rounds`` rounds, each an idle phase then a fed one (bench/rounds.py: a few seconds
+    of host noise otherwise decide the ratio; one run of one phase each gave 0.52, 0.97, 0.69
+    and 1.20 on four occasions).  Returns [(idle p50, p99, faults), (fed ...)] per round."""
     affinity = os.sched_getaffinity(0)
     pin(0, LOAD_CORE)
+    seconds = args.probe_seconds / args.rounds
+    version = {}
+    found = []
     try:
         with FedStore(args, LOAD_CORE) as fed, BrokerPinned(args.pin_broker):
-            idle = read_probe(fed.data, args.probe_seconds)
-            probe = start_probe(fed.data, args.probe_seconds)
-            publish_paced(fed.names, fed.servers, args.rate, args.probe_seconds, {})
-            busy = finish_probe(probe)
-        return idle, busy
+            for _ in range(args.rounds):
+                idle = read_probe(fed.data, seconds)
+                probe = start_probe(fed.data, seconds)
+                publish_paced(fed.names, fed.servers, args.rate, seconds, {}, version)
+                found.append((idle, finish_probe(probe)))
+        return found
     finally:
         os.sched_setaffinity(0, affinity)
 
 
-def publish_paced(names, servers, rate, seconds, pending):
-    version = dict.fromkeys(servers, 1)
+def publish_paced(names, servers, rate, seconds, pending, version=None):
+    """Patches at ``rate`` for ``seconds``; ``version`` (server -> last version sent) carries
+    on across calls, so a later call's patches are newer, not stale."""
+    version = {} if version is None else version
+    for u in servers:
+        version.setdefault(u, 1)
     total = int(rate * seconds)
     # Without confirms: a confirm round trip per message (~1.1 ms here) would cap the rate at
     # ~900/s; lag is measured from the publish call either way.
@@ -387,21 +399,28 @@ def main():
     parser.add_argument("--per-message", type=int, default=50)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--lag-seconds", type=float, default=10.0)
-    parser.add_argument("--probe-seconds", type=float, default=10.0)
+    parser.add_argument("--probe-seconds", type=float, default=20.0,
+                        help="seconds of reads per state (idle, fed), split over the rounds")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="idle/fed rounds of the read measurement (default 5)")
     parser.add_argument("--feed-arg", action="append", default=[],
                         help="an extra argument for cellfeed run (repeat for more)")
     parser.add_argument("--pin-broker", action="store_true",
                         help="also move the local RabbitMQ's threads to the load core while "
                              "reads are measured (restored after; affects anything else using "
                              "the broker meanwhile)")
+    parser.add_argument("--parts", default="stages,throughput,lag,reads",
+                        help="which measurements to run (default: all four)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     print("machine: %s, %d cpus, python %s" % (platform.platform(), os.cpu_count(),
                                                platform.python_version()))
-    print("stage  journal group commit (1000 x 500 B per fdatasync): %8.0f entries/s"
-          % stage_journal())
-    print("stage  StoreWriter apply (20%% creates, 80%% patches, 10,000 a txn): %8.0f updates/s"
-          % stage_apply())
-    for per in (1, args.per_message):
+    if "stages" in parts:
+        print("stage  journal group commit (1000 x 500 B per fdatasync): %8.0f entries/s"
+              % stage_journal())
+        print("stage  StoreWriter apply (20%% creates, 80%% patches, 10,000 a txn): %8.0f "
+              "updates/s" % stage_apply())
+    for per in (1, args.per_message) if "throughput" in parts else ():
         rate, messages, per_txn, cpu = throughput(args, per)
         print("feed   %d updates in %d messages (%d/message), durable:   %8.0f updates/s  "
               "(%.0f updates per store transaction; CPU per update: consumer %.1f us, "
@@ -413,16 +432,35 @@ def main():
               "core %d, the publisher on core %d" % (
                   " and RabbitMQ" if args.pin_broker else "", LOAD_CORE, READER_CORE,
                   READER_CORE, LOAD_CORE))
+    if "lag" in parts:
+        print_lag(args)
+    if "reads" in parts:
+        print_reads(args)
+
+
+def print_lag(args):
     lags = lag(args)
     ms = [x * 1000 for x in lags]
     print("lag    publish -> visible at %.0f updates/s for %.0fs: p50 %.1f ms  p99 %.1f ms  "
           "max %.1f ms  (n=%d)" % (args.rate, args.lag_seconds, statistics.median(ms),
                                    pct(ms, 0.99), max(ms), len(ms)))
-    idle, busy = reads_under_feed(args)
-    print("read   store get p50/p99 idle %.1f/%.1f us, under feed %.1f/%.1f us (p99 ratio %.2f); "
-          "minor faults/read idle %.2f, under feed %.2f"
-          % (idle[0] * 1e6, idle[1] * 1e6, busy[0] * 1e6, busy[1] * 1e6, busy[1] / idle[1],
-             idle[2], busy[2]))
+
+
+def print_reads(args):
+    rounds = reads_under_feed(args)
+    ratios = [busy[1] / idle[1] for idle, busy in rounds]
+    print("read   store get p99 per round, idle / under feed (us): %s"
+          % ", ".join("%.1f/%.1f" % (i[1] * 1e6, b[1] * 1e6) for i, b in rounds))
+    print("read   store get p50/p99 idle %.1f/%.1f us, under feed %.1f/%.1f us (medians of %d "
+          "rounds); p99 ratio per round %s, median %.2f; minor faults/read idle %.2f, under "
+          "feed %.2f" % (
+              statistics.median(i[0] for i, _ in rounds) * 1e6,
+              statistics.median(i[1] for i, _ in rounds) * 1e6,
+              statistics.median(b[0] for _, b in rounds) * 1e6,
+              statistics.median(b[1] for _, b in rounds) * 1e6, len(rounds),
+              ", ".join("%.2f" % r for r in ratios), statistics.median(ratios),
+              statistics.median(i[2] for i, _ in rounds),
+              statistics.median(b[2] for _, b in rounds)))
 
 
 if __name__ == "__main__":
