@@ -23,7 +23,7 @@ import time
 
 import pika
 
-from bench import procs, scenarios, stores, wrk
+from bench import procs, rounds, scenarios, stores, wrk
 from bench.procs import Procs
 
 AMQP = os.environ.get("FASTNOVA_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -102,22 +102,35 @@ def run_show_under_feed(ps: Procs, args, tmp: str) -> list[dict]:
     script = wrk.write_script(tmp, "show-feed", ["/v2.1/servers/" + i for i in ids],
                               {"X-Auth-Token": scenarios.MEMBER_TOKEN})
     rows = []
+    fed_label = "feed %d/s" % args.feed_rate
     try:
         time.sleep(2.0)                 # the feed's queue is declared and bound
         for c in args.concurrency:
-            idle = wrk.run(base, script, c, args.duration, args.client_cpus, args.wrk_timeout)
-            pub = subprocess.Popen([sys.executable, "-c", _PUBLISHER, AMQP, tag + ".updates",
-                                    str(args.feed_rate), str(args.duration + 2), ",".join(ids)],
-                                   cwd=args.src, stdout=subprocess.PIPE)
-            time.sleep(1.0)
-            fed = wrk.run(base, script, c, args.duration, args.client_cpus, args.wrk_timeout)
-            sent = int(pub.communicate(timeout=args.duration + 60)[0] or 0)
-            for label, result in (("idle", idle), ("feed %d/s" % args.feed_rate, fed)):
-                rows.append(dict(result, scenario="show_under_feed", concurrency=c,
-                                 feed=label, updates_sent=sent if label != "idle" else 0))
-            print("[bench] show c=%d idle %.0f req/s p99 %.3f ms | under feed %.0f req/s p99 "
-                  "%.3f ms (%d updates sent)" % (c, idle["rps"], idle["p99_ms"], fed["rps"],
-                                                 fed["p99_ms"], sent), flush=True)
+            turns = []
+            for n in range(getattr(args, "rounds", 1)):
+                # One idle turn, then one fed turn, per round (bench/rounds.py).
+                idle = wrk.run(base, script, c, args.duration, args.client_cpus,
+                               args.wrk_timeout)
+                pub = subprocess.Popen([sys.executable, "-c", _PUBLISHER, AMQP,
+                                        tag + ".updates", str(args.feed_rate),
+                                        str(args.duration + 2), ",".join(ids)],
+                                       cwd=args.src, stdout=subprocess.PIPE)
+                time.sleep(1.0)
+                fed = wrk.run(base, script, c, args.duration, args.client_cpus,
+                              args.wrk_timeout)
+                sent = int(pub.communicate(timeout=args.duration + 60)[0] or 0)
+                for label, result in (("idle", idle), (fed_label, fed)):
+                    turns.append(dict(result, scenario="show_under_feed", concurrency=c,
+                                      server=label, feed=label, round=n,
+                                      updates_sent=sent if label != "idle" else 0))
+                print("[bench] show c=%d r%d idle %.0f req/s p99 %.3f ms | under feed %.0f "
+                      "req/s p99 %.3f ms (%d updates sent)" % (
+                          c, n, idle["rps"], idle["p99_ms"], fed["rps"], fed["p99_ms"], sent),
+                      flush=True)
+            for row in rounds.cells(turns, reference="idle"):
+                row["updates_sent"] = sum(t["updates_sent"] for t in turns
+                                          if t["server"] == row["server"])
+                rows.append(row)
     finally:
         ps.stop(proc)
         _cleanup(tag)
@@ -146,12 +159,17 @@ def run(args, tmp: str, out: dict) -> None:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| scenario | c | feed | req/s | p50 ms | p99 ms | errors |",
-             "|---|---|---|---|---|---|---|"]
+    """Figures are medians over rounds; "p99 vs idle" is the median of each round's fed/idle
+    ratio, with the rounds' ratios after it."""
+    lines = ["| scenario | c | feed | req/s | p50 ms | p99 ms | p99 vs idle (per round) | errors |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append("| %s | %d | %s | %.0f | %.3f | %.3f | %d |" % (
+        per = (r.get("vs_idle") or {}).get("p99_ms") or []
+        vs = "**%.2fx** (%s)" % (rounds.median_ratio(r, "p99_ms", "idle"),
+                                 ", ".join("%.2f" % x for x in per)) if per else ""
+        lines.append("| %s | %d | %s | %.0f | %.3f | %.3f | %s | %d |" % (
             r["scenario"], r["concurrency"], r.get("feed", ""), r["rps"], r["p50_ms"],
-            r["p99_ms"], r["errors"]))
+            r["p99_ms"], vs, r["errors"]))
     return "\n".join(lines)
 
 

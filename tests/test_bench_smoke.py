@@ -50,6 +50,7 @@ def test_load_runner_end_to_end(tmp_path, monkeypatch):
     idle, fed = mixed[("show_under_feed", "idle")], mixed[("show_under_feed", "feed 200/s")]
     assert idle["requests"] > 0 and fed["requests"] > 0 and fed["updates_sent"] > 0
     assert idle["errors"] == 0 and fed["errors"] == 0
+    assert fed["rounds"] == idle["rounds"] == 2 and len(fed["vs_idle"]["p99_ms"]) == 2
     text = report.generated(res, str(out), [])
     assert "fastnova/nginx" in text and "### Against worker count" in text
     assert "### Writes: POST /servers" in text
