@@ -11,8 +11,8 @@ the GIL) while the I/O loop goes on receiving into the next group, which is writ
 the disk is free again.  So a group is whatever arrived during the previous fsync: one delivery
 when the feed is light (its lag is one fsync, not a timer), hundreds when it is heavy (the fsyncs
 are amortized without a timer holding anything back).  With the disk idle, a group is written
-at the end of the I/O loop's current read (batch_interval 0, the default), after batch_interval
-seconds if that is set, or at once when it reaches batch_size.  Stopping waits for the fsync in
+batch_interval seconds after its first delivery (2 ms by default; 0: at the end of the I/O
+loop's current read), or at once when it reaches batch_size.  Stopping waits for the fsync in
 flight and makes the last group durable before the connection closes.
 
 A lost connection is re-opened with capped, jittered backoff; deliveries that were not yet
@@ -63,7 +63,10 @@ class Topology:
 class Tuning:
     prefetch: int = 4000
     batch_size: int = 1000        # a group this large is written without waiting (disk idle)
-    batch_interval: float = 0.0   # seconds a group waits for more while the disk is idle
+    # Seconds a group waits for more while the disk is idle.  Each fdatasync costs CPU here
+    # (~0.1-0.2 ms in this VM's block layer), and a light feed (1,000 deliveries/s) made one per
+    # delivery: 2 ms halved the consumer's CPU (37.8% -> 20.5% of a core) for <= 2 ms of lag.
+    batch_interval: float = 0.002
     backoff_initial: float = 0.25
     backoff_max: float = 30.0
 

@@ -65,7 +65,12 @@ class Options:
     backoff_max: float = Tuning.backoff_max
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     apply_batch: int = 20000          # updates per store transaction, at most
-    apply_interval: float = 0.0       # seconds between store commits, at least (ApplierThread)
+    # Seconds between store commits, at least (ApplierThread).  A durable LMDB commit is two
+    # fdatasyncs; a light feed committed each small group alone.  10 ms cut the applier's CPU
+    # at 1,000 updates/s from 26% to 9% of a core, and halved what a reader on another core
+    # pays per read for the pages each commit makes new (p50 4.2 -> 4.0 us vs 3.8 idle), for
+    # <= 10 ms of lag (p99 5.4 -> 17.1 ms with batch_interval; the target is 50).
+    apply_interval: float = 0.01
     # Servers whose rendering a patch can reuse (StoreWriter): ~10 KB each (tracemalloc, the
     # bench's records), so 20,000 hold ~200 MB.
     render_cache: int = 20_000

@@ -5,6 +5,7 @@ Each test has its own exchange and queue; the consumer is a separate ``cellfeed 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -361,3 +362,36 @@ def test_a_dead_applier_process_stops_the_feed(tmp_path, names, feed):
     proc.kill()
     wait_for(lambda: not os.path.exists("/proc/%d" % child) or
              open("/proc/%d/stat" % child).read().split()[2] == "Z", timeout=10)
+
+
+def _light_feed(tmp_path, names, *extra):
+    """600 single-update messages paced ~1 ms apart (a light, steady feed); the number of store
+    transactions the feed reports at its stop."""
+    data = tmp_path / ("data%d" % len(extra))
+    data.mkdir()
+    proc = FeedProcess(data, names, *extra).start()
+    proc.wait_consuming()
+    store = Store(data)
+    ids = [new_uuid() for _ in range(20)]
+    with names.publisher(confirm=False) as pub:
+        for u in ids:
+            pub.send(upsert(u, 1))
+        wait_for(lambda: len(store.records()) == 20, timeout=20)
+        start = time.monotonic()
+        for n in range(600):
+            pub.send(contract.server_patch(ids[n % 20], 2 + n // 20, {"progress": n % 100}))
+            time.sleep(max(0.0, start + (n + 1) / 1000 - time.monotonic()))
+    elapsed = time.monotonic() - start
+    wait_for(lambda: store.records()[ids[-1]]["version"] == 2 + 599 // 20, timeout=20)
+    assert proc.stop() == 0
+    found = re.search(r"in (\d+) store transactions", proc.output())
+    return int(found[1]), elapsed
+
+
+def test_a_light_feed_commits_the_store_at_most_every_apply_interval(tmp_path, names):
+    """By default store commits are >= 10 ms apart (each is two fsyncs that cost CPU a reader
+    may share): 600 updates over ~0.6 s take ~60 transactions, not one per group."""
+    spaced, elapsed = _light_feed(tmp_path, names)
+    assert spaced <= elapsed / 0.01 + 10, (spaced, elapsed)
+    unspaced, _ = _light_feed(tmp_path, names, "--apply-interval", "0", "--batch-interval", "0")
+    assert unspaced > 1.5 * spaced, (unspaced, spaced)
