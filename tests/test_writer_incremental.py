@@ -148,9 +148,9 @@ def test_each_part_reads_only_the_fields_it_names(rec):
 
 
 try:
-    from fastnova._ext import _render
+    from fastnova._ext import _pack, _render, _rows
 except ImportError:  # pragma: no cover - exercised when the build is missing
-    _render = None
+    _pack = _render = _rows = None
     if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
         raise
 
@@ -221,7 +221,7 @@ def test_render_parts_twins_fail_alike(render):
             render(dict(rec, **{field: bad}))
 
 PACKERS = [pytest.param(V.pack_parts_pure, id="pure"),
-           pytest.param(getattr(_render, "pack_parts", None), id="compiled",
+           pytest.param(getattr(_pack, "pack_parts", None), id="compiled",
                         marks=pytest.mark.skipif(_render is None, reason="not built"))]
 
 
@@ -349,7 +349,7 @@ def test_histories_store_the_bytes_of_a_full_render(tmp_path_factory, ops, cache
 def _index_impls():
     from fastnova.store import writer
     return [pytest.param(writer.index_entries_pure, id="pure"),
-            pytest.param(getattr(_render, "index_entries", None), id="compiled",
+            pytest.param(getattr(_rows, "index_entries", None), id="compiled",
                          marks=pytest.mark.skipif(_render is None, reason="not built"))]
 
 
@@ -384,7 +384,7 @@ def test_index_entries_twins_agree_on_odd_times(entries, created):
 
 def _row_impls():
     return [pytest.param(qrow.build_pure, id="pure"),
-            pytest.param(getattr(_render, "build_row", None), id="compiled",
+            pytest.param(getattr(_rows, "build_row", None), id="compiled",
                          marks=pytest.mark.skipif(_render is None, reason="not built"))]
 
 
@@ -409,7 +409,7 @@ def test_query_row_twins_agree(build, rec, when, early):
     "1969-12-31T23:59:59.000000", "2026-01-01 00:00:00.000000", "2023-02-29T00:00:00.000000",
     "２026-01-01T00:00:00.000000", "9999-12-31T23:59:59.999999"])
 def test_micros_twins_agree(value):
-    assert _outcome(_render.micros, value) == _outcome(qrow.micros_pure, value)
+    assert _outcome(_rows.micros, value) == _outcome(qrow.micros_pure, value)
 
 
 @pytest.mark.skipif(_render is None, reason="not built")
@@ -422,6 +422,6 @@ def test_compiled_parts_and_index_entries_are_off_the_cycle_collector():
     for made in (parts, again):
         assert not gc.is_tracked(made)
         assert not any(gc.is_tracked(p) or any(map(gc.is_tracked, p)) for p in made)
-    entries = _render.index_entries(rec)
+    entries = _rows.index_entries(rec)
     assert not gc.is_tracked(entries)
     assert not any(gc.is_tracked(k) or gc.is_tracked(v) for k, v in entries.items())

@@ -42,7 +42,7 @@ _COPIED = ("project_id", "user_id", "host", "node", "vm_state", "task_state", "p
 
 
 def build_pure(rec: dict) -> dict:
-    """The query row of a normalized canonical record; twin of fastnova/_ext/_render.pyx
+    """The query row of a normalized canonical record; twin of fastnova/_ext/_rows.pyx
     ``build_row``."""
     row = {key: rec.get(key) for key in _COPIED}
     row["uuid"] = rec["id"]
@@ -98,7 +98,7 @@ loads = orjson.loads
 build = build_pure
 if os.environ.get("FASTNOVA_PURE") != "1":
     try:
-        from fastnova._ext._render import build_row as build, micros  # noqa: F811
+        from fastnova._ext._rows import build_row as build, micros  # noqa: F811
     except ImportError:
         if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
             raise

@@ -429,7 +429,7 @@ class Batch:
 
 def index_entries_pure(rec: dict) -> dict:
     """{(db name, key): (value, count key or None)} of every index entry of a record; twin of
-    fastnova/_ext/_render.pyx ``index_entries``."""
+    fastnova/_ext/_rows.pyx ``index_entries``."""
     uuid = rec["id"].encode()
     created = L.micros_bytes(qrow.micros(rec["created_at"]))
     updated = L.micros_bytes(qrow.micros(rec.get("updated_at") or rec["created_at"]))
@@ -461,7 +461,7 @@ def index_entries_pure(rec: dict) -> dict:
 index_entries = index_entries_pure
 if os.environ.get("FASTNOVA_PURE") != "1":
     try:
-        from fastnova._ext._render import index_entries  # noqa: F811
+        from fastnova._ext._rows import index_entries  # noqa: F811
     except ImportError:
         if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
             raise

@@ -1,7 +1,7 @@
 """The gates of a server document's pieces (fastnova.store.layout): (min_minor, max_minor, mask).
 
 Shared by the pure view code (fastnova.views.servers) and its compiled twin
-(fastnova/_ext/_render.pyx), which hand out these very tuples: the packer finds a gate it has
+(fastnova/_ext/_render.pyx, _pack.pyx), which hand out these very tuples: the packer finds a gate it has
 seen by identity first.
 """
 from __future__ import annotations

@@ -344,7 +344,7 @@ def render_server(rec: dict) -> list[tuple[int, int, int, bytes]]:
 
 
 def pack_parts_pure(project_id: str, parts: tuple, deleted: bool = False) -> bytes:
-    """The view blob of rendered parts; twin of fastnova/_ext/_render.pyx ``pack_parts``."""
+    """The view blob of rendered parts; twin of fastnova/_ext/_pack.pyx ``pack_parts``."""
     return pack_blob(project_id, assemble(parts), deleted=deleted)
 
 
@@ -353,7 +353,8 @@ PACK_IMPLEMENTATION = "pure"
 pack_parts, render_parts, render_some = pack_parts_pure, render_parts_pure, render_some_pure
 if os.environ.get("FASTNOVA_PURE") != "1":
     try:
-        from fastnova._ext._render import pack_parts, render_parts, render_some  # noqa: F811
+        from fastnova._ext._pack import pack_parts  # noqa: F811
+        from fastnova._ext._render import render_parts, render_some  # noqa: F811
         PACK_IMPLEMENTATION = "compiled"
     except ImportError:
         if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
