@@ -8,9 +8,9 @@
 
 Group commit is pipelined: one group's fsync runs in a thread of its own (os.fdatasync releases
 the GIL) while the I/O loop goes on receiving into the next group, which is written the moment
-the disk is free again.  So a group is whatever arrived during the previous fsync: one delivery
-when the feed is light (its lag is one fsync, not a timer), hundreds when it is heavy (the fsyncs
-are amortized without a timer holding anything back).  With the disk idle, a group is written
+the disk is free again.  So under load a group is whatever arrived during the previous fsync:
+hundreds of deliveries when the feed is heavy (the fsyncs are amortized without a timer holding
+anything back).  With the disk idle, a group is written
 batch_interval seconds after its first delivery (2 ms by default; 0: at the end of the I/O
 loop's current read), or at once when it reaches batch_size.  Stopping waits for the fsync in
 flight and makes the last group durable before the connection closes.

@@ -311,7 +311,8 @@ def _syncs(log):
 def test_group_commit_is_pipelined_and_sizes_itself_to_the_load(tmp_path, names):
     """A heavy feed: the deliveries that arrive during one (slow) fsync are written as the next
     group, so 400 messages take a handful of fsyncs, all off the I/O loop's thread, and every
-    one is acknowledged.  A light feed: a lone delivery is its own group (no timer holds it)."""
+    one is acknowledged.  A light feed: a lone delivery is its own group (the batch interval
+    lets company join it, none comes)."""
     (tmp_path / "data").mkdir()
     proc, log = _slow_feed(tmp_path, names)
     store = Store(tmp_path / "data")
