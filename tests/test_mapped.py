@@ -184,3 +184,42 @@ def test_a_file_that_is_not_lmdb_format_1_is_refused(tmp_path):
     with pytest.raises(ValueError):
         MappedDB(env, b"one")
     env.close()
+
+
+_HUGE_CHILD = textwrap.dedent("""
+    import sys
+    import lmdb
+    from fastnova._ext._mapped import MappedDB
+    env = lmdb.open(sys.argv[1], map_size=%d, max_dbs=8, readonly=True, subdir=True)
+    mapped = MappedDB(env, b"one")
+    assert mapped.lookup(b"k") == b"v" * 3000
+    flags, current = [], None
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            if line.split()[-1].endswith("data.mdb"):
+                current = True
+            elif line.startswith("VmFlags:") and current:
+                flags.append("hg" in line.split())
+                current = None
+    print(sorted(flags))
+""" % MAP)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+@pytest.mark.parametrize("setting, expected", [(None, "[False, True]"), ("0", "[False, False]")])
+def test_the_reader_asks_for_huge_pages_on_its_own_mapping_unless_told_not_to(
+        tmp_path, setting, expected):
+    """MADV_HUGEPAGE on the reader's mapping (not on py-lmdb's): a page the store reads from
+    disk comes in as a 2 MB folio, mapped by one TLB entry (bench: +6% shows at 1M servers)."""
+    env = _open(str(tmp_path))
+    with env.begin(write=True) as txn:
+        txn.put(b"k", b"v" * 3000, db=env.open_db(b"one", txn=txn))
+    env.close()
+    child_env = dict(os.environ)
+    child_env.pop("FASTNOVA_HUGEPAGES", None)
+    if setting is not None:
+        child_env["FASTNOVA_HUGEPAGES"] = setting
+    done = subprocess.run([sys.executable, "-c", _HUGE_CHILD, str(tmp_path)], cwd=REPO,
+                          env=child_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
