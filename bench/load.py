@@ -69,6 +69,8 @@ def parse_args(argv=None):
                         "feed applies cell updates (bench/mixed.py; needs RabbitMQ)")
     p.add_argument("--feed-rate", type=int, default=1000, metavar="N",
                    help="cell updates per second during show_under_feed (default 1000)")
+    p.add_argument("--feed-nice", type=int, default=None, metavar="N",
+                   help="serve --feed-nice during show_under_feed (default: serve's own)")
     p.add_argument("--commit", default=None, metavar="REV",
                    help="run a built snapshot of this commit (git archive, cached) instead")
     return p.parse_args(argv)

@@ -6,7 +6,8 @@ the feed applies updates"), with the same pinning and wrk as bench/load.py:
 - ``show_under_feed``: ``GET /servers/{id}`` with ``serve --amqp``, idle and then while a
   publisher sends cell updates (patches with growing versions) at ``--feed-rate`` updates/s
   through RabbitMQ into the supervised cellfeed, in the same run: the ratio is the cost of the
-  feed to readers.
+  feed to readers.  Each round ends with a third turn, idle again: its ratio to the first idle
+  turn (A/A) is the noise floor of that ratio on this host.
 
 ``python -m bench.load --mixed`` runs them after the read scenarios; ``python -m bench.mixed``
 alone.  Requires RabbitMQ at $FASTNOVA_BENCH_AMQP (default the local guest broker).
@@ -28,6 +29,7 @@ from bench.procs import Procs
 
 AMQP = os.environ.get("FASTNOVA_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
 IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
+IDLE_AGAIN = "idle again (A/A)"
 CREATE_BODY = json.dumps({"server": {"name": "bench", "flavorRef": "1", "imageRef": IMAGE,
                                      "networks": "none"}})
 
@@ -97,6 +99,8 @@ def run_show_under_feed(ps: Procs, args, tmp: str) -> list[dict]:
     tag = "bench%d" % os.getpid()
     extra = ("--amqp", AMQP, "--feed-exchange", tag + ".updates", "--feed-queue", tag + ".feed",
              "--cast-exchange", tag + ".casts", "--cast-queue", tag + ".cells")
+    if getattr(args, "feed_nice", None) is not None:
+        extra += ("--feed-nice", str(args.feed_nice))
     proc, base = _serve(ps, args, data, tmp, extra)
     ids = scenarios.demo_ids(count)
     script = wrk.write_script(tmp, "show-feed", ["/v2.1/servers/" + i for i in ids],
@@ -119,14 +123,19 @@ def run_show_under_feed(ps: Procs, args, tmp: str) -> list[dict]:
                 fed = wrk.run(base, script, c, args.duration, args.client_cpus,
                               args.wrk_timeout)
                 sent = int(pub.communicate(timeout=args.duration + 60)[0] or 0)
-                for label, result in (("idle", idle), (fed_label, fed)):
+                # The control: idle again, the same distance from the first idle turn.  Its
+                # ratio to the first is what this host's noise alone does to a p99 (A/A), the
+                # floor under which a fed/idle difference cannot be told from noise.
+                again = wrk.run(base, script, c, args.duration, args.client_cpus,
+                                args.wrk_timeout)
+                for label, result in (("idle", idle), (fed_label, fed), (IDLE_AGAIN, again)):
                     turns.append(dict(result, scenario="show_under_feed", concurrency=c,
                                       server=label, feed=label, round=n,
-                                      updates_sent=sent if label != "idle" else 0))
+                                      updates_sent=sent if label == fed_label else 0))
                 print("[bench] show c=%d r%d idle %.0f req/s p99 %.3f ms | under feed %.0f "
-                      "req/s p99 %.3f ms (%d updates sent)" % (
-                          c, n, idle["rps"], idle["p99_ms"], fed["rps"], fed["p99_ms"], sent),
-                      flush=True)
+                      "req/s p99 %.3f ms (%d updates sent) | idle again p99 %.3f ms" % (
+                          c, n, idle["rps"], idle["p99_ms"], fed["rps"], fed["p99_ms"], sent,
+                          again["p99_ms"]), flush=True)
             for row in rounds.cells(turns, reference="idle"):
                 row["updates_sent"] = sum(t["updates_sent"] for t in turns
                                           if t["server"] == row["server"])

@@ -101,6 +101,9 @@ def _add_command_options(s):
     s.add_argument("--cast-queue", default=None, help="the cell's durable cast queue")
     s.add_argument("--feed-exchange", default=None, help="the cells' update exchange")
     s.add_argument("--feed-queue", default=None, help="this host's update queue")
+    s.add_argument("--feed-nice", type=int, default=None, metavar="N",
+                   help="CPU niceness of cellfeed above the workers' (default 10: readers "
+                        "come first, the feed batches more when it falls behind; 0: equal)")
     s.add_argument("--sim-step", type=float, default=None, metavar="SECONDS",
                    help="embedded simulated cell: seconds per workflow step (default 0.2)")
 

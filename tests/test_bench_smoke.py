@@ -51,6 +51,9 @@ def test_load_runner_end_to_end(tmp_path, monkeypatch):
     assert idle["requests"] > 0 and fed["requests"] > 0 and fed["updates_sent"] > 0
     assert idle["errors"] == 0 and fed["errors"] == 0
     assert fed["rounds"] == idle["rounds"] == 2 and len(fed["vs_idle"]["p99_ms"]) == 2
+    again = mixed[("show_under_feed", "idle again (A/A)")]      # the noise-floor control
+    assert again["rounds"] == 2 and len(again["vs_idle"]["p99_ms"]) == 2
+    assert again["updates_sent"] == 0 and again["errors"] == 0
     text = report.generated(res, str(out), [])
     assert "fastnova/nginx" in text and "### Against worker count" in text
     assert "### Writes: POST /servers" in text

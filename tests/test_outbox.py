@@ -72,3 +72,24 @@ def _child(srv, name):
     pid = int(found[-1])
     assert pid in children_of(srv.proc.pid)
     return pid
+
+
+def _nice(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])     # field 19: nice
+
+
+def test_cellfeed_runs_below_the_workers_priority_unless_told_otherwise():
+    names = Names()
+    try:
+        for extra, above in (((), 10), (("--feed-nice", "0"), 0), (("--feed-nice", "3"), 3)):
+            with serve(*names.serve_args(), *extra) as srv:
+                feed = _child(srv, "cellfeed")
+                workers = [p for p in children_of(srv.proc.pid)
+                           if p not in (feed, _child(srv, "forwarder"))]
+                assert workers
+                base = _nice(srv.proc.pid)
+                assert all(_nice(w) == base for w in workers)
+                assert _nice(feed) == min(19, base + above), extra
+    finally:
+        names.cleanup()
