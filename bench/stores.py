@@ -16,7 +16,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMAT_SOURCES = ("fastnova/demo.py", "fastnova/record.py", "fastnova/store/layout.py",
-                  "fastnova/store/writer.py", "fastnova/views")
+                  "fastnova/store/writer.py", "fastnova/query/row.py", "fastnova/views")
 GENERATE_TIMEOUT = 3600.0
 COMMIT_FILE = ".bench-commit"     # a snapshot has no .git: this names the commit it holds
 
