@@ -36,6 +36,15 @@ def _workers(text: str) -> int:
     return n
 
 
+def _feed_nice(text: str) -> int:
+    n = int(text)
+    if not 0 <= n <= 19:
+        # Negative would put the feed above the readers (and needs privileges a non-root
+        # operator lacks: the feed would fail at every start).
+        raise argparse.ArgumentTypeError("feed niceness must be 0 to 19")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastnova", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -101,7 +110,7 @@ def _add_command_options(s):
     s.add_argument("--cast-queue", default=None, help="the cell's durable cast queue")
     s.add_argument("--feed-exchange", default=None, help="the cells' update exchange")
     s.add_argument("--feed-queue", default=None, help="this host's update queue")
-    s.add_argument("--feed-nice", type=int, default=None, metavar="N",
+    s.add_argument("--feed-nice", type=_feed_nice, default=None, metavar="N",
                    help="CPU niceness of cellfeed above the workers' (default 10: readers "
                         "come first, the feed batches more when it falls behind; 0: equal)")
     s.add_argument("--sim-step", type=float, default=None, metavar="SECONDS",

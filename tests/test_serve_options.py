@@ -29,3 +29,15 @@ def test_cellfeed_run_flags_for_nova_notifications():
         "nova", "versioned_notifications.*", False)
     plain = Options.from_any(build_parser().parse_args(["run", "--data-dir", "/tmp/x"]))
     assert (plain.decoder, plain.binding_key, plain.exchange_durable) == ("", "#", True)
+
+
+@pytest.mark.parametrize("value, ok", [("0", True), ("19", True), ("-1", False), ("20", False)])
+def test_feed_nice_is_0_to_19(value, ok, capsys):
+    from fastnova.cli import build_parser
+    argv = ["serve", "--feed-nice", value]
+    if ok:
+        assert build_parser().parse_args(argv).feed_nice == int(value)
+    else:
+        with pytest.raises(SystemExit) as exc:
+            build_parser().parse_args(argv)
+        assert exc.value.code == 2 and "0 to 19" in capsys.readouterr().err
