@@ -21,7 +21,7 @@ import tempfile
 import time
 import urllib.parse
 
-from bench import machine, nginx, procs, rounds, scenarios, stores, wrk
+from bench import loadgen, machine, nginx, procs, rounds, scenarios, stores, wrk
 from bench.procs import Procs
 
 RESULTS = os.path.join(stores.REPO, "bench", "results")
@@ -59,6 +59,11 @@ def parse_args(argv=None):
                    help="X-Auth-Token for the target's member scenarios")
     p.add_argument("--target-admin-token", default=None,
                    help="X-Auth-Token for the target's admin scenarios (default: --target-token)")
+    p.add_argument("--client", choices=("wrk", "loadgen"), default="wrk",
+                   help="load generator of the side-by-side turns: wrk (reports only "
+                        "coordinated-omission-corrected latency) or bench/loadgen.c (the "
+                        "recorded latencies, and wrk's correction of them beside; "
+                        "bench/loadgen.py says why)")
     p.add_argument("--wrk-timeout", type=int, default=5, help="seconds before wrk counts a timeout")
     p.add_argument("--out", default=None, help="result file (default bench/results/load-<utc>.json)")
     p.add_argument("--src", default=stores.REPO,
@@ -175,10 +180,16 @@ def check_same_bytes(bases: dict, bodies: dict[str, bytes], token: str) -> None:
                                                    len(expected)))
 
 
-def drive(base: str, script: str, args, concurrency: int, warm: bool = True) -> dict:
+def drive(base: str, script: str, args, concurrency: int, warm: bool = True,
+          client: tuple | None = None) -> dict:
+    """One measured turn (after an unrecorded warm-up with wrk).  ``client`` is
+    (paths file, headers) when ``--client loadgen`` drives the turn instead of wrk."""
     if warm and args.warmup > 0:
         wrk.run(base, script, min(concurrency, 8), args.warmup, args.client_cpus,
                 args.wrk_timeout)
+    if client is not None:
+        return loadgen.run(base, client[0], client[1], concurrency, args.duration,
+                           args.client_cpus)
     return wrk.run(base, script, concurrency, args.duration, args.client_cpus, args.wrk_timeout)
 
 
@@ -196,13 +207,16 @@ def run_scenario(ps: Procs, args, tmp: str, store: int, scenario, fastnova: str,
     root = os.path.join(sdir, "root")
     nginx.write_tree(root, bodies)
     script = wrk.write_script(sdir, "load", paths, {"X-Auth-Token": token})
+    client = None
+    if args.client == "loadgen":
+        client = (loadgen.write_paths(sdir, "load", paths), {"X-Auth-Token": token})
     started = []
     try:
         refs = start_references(ps, _reference_names(args), root, args.server_cpus, sdir,
                                 started)
         check_same_bytes(refs, bodies, token)
         rows = _measure_all(args, script, dict(fastnova=fastnova, **refs), scenario, store,
-                            note)
+                            note, client)
     finally:
         for proc in started:
             ps.stop(proc)
@@ -213,7 +227,8 @@ def _reference_names(args) -> list[str]:
     return [n for n in args.references.split(",") if n in REFERENCES]
 
 
-def _measure_all(args, script, bases: dict, scenario, store, note) -> tuple[list, list]:
+def _measure_all(args, script, bases: dict, scenario, store, note,
+                 client: tuple | None = None) -> tuple[list, list]:
     """Every concurrency in rounds; in each round the servers take turns (bench/rounds.py says
     why).  Returns (one combined row per server and concurrency, the rounds themselves)."""
     combined, all_rounds = [], []
@@ -221,12 +236,14 @@ def _measure_all(args, script, bases: dict, scenario, store, note) -> tuple[list
         cell = []
         for n in range(args.rounds):
             for server, base in bases.items():
-                result = drive(base, script, args, c, warm=(n == 0))
+                result = drive(base, script, args, c, warm=(n == 0), client=client)
                 cell.append(dict(store=store, scenario=scenario.name, server=server,
                                  workers=1, concurrency=c, note=note, round=n, **result))
-                log("%-8d %-17s %-8s c=%-3d r%d %9.0f req/s  p50 %.3f  p99 %.3f ms  errors %d"
+                corrected = result.get("corrected_p99_ms")
+                log("%-8d %-17s %-8s c=%-3d r%d %9.0f req/s  p50 %.3f  p99 %.3f ms%s  errors %d"
                     % (store, scenario.name, server, c, n, result["rps"], result["p50_ms"],
-                       result["p99_ms"], result["errors"]))
+                       result["p99_ms"], "" if corrected is None else
+                       " (corrected %.3f)" % corrected, result["errors"]))
         all_rounds.extend(cell)
         combined.extend(rounds.cells(cell))
     return combined, all_rounds

@@ -16,6 +16,7 @@ from __future__ import annotations
 import statistics
 
 FIGURES = ("rps", "requests", "mb_per_s", "p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms",
+           "corrected_p99_ms", "corrected_p99_9_ms",
            "mean_ms")
 
 
@@ -60,7 +61,9 @@ def cells(round_rows: list[dict], reference: str = "nginx") -> list[dict]:
         row = combine([r for r in round_rows if r["server"] == server])
         if server != reference and any(r["server"] == reference for r in round_rows):
             row["vs_" + reference] = {
-                key: per_round(round_rows, key, server, reference) for key in ("rps", "p99_ms")}
+                key: per_round(round_rows, key, server, reference)
+                for key in ("rps", "p99_ms", "corrected_p99_ms")
+                if any(r.get(key) is not None for r in round_rows)}
         out.append(row)
     return out
 
