@@ -85,6 +85,12 @@ def test_cellfeed_runs_below_the_workers_priority_unless_told_otherwise():
         for extra, above in (((), 10), (("--feed-nice", "0"), 0), (("--feed-nice", "3"), 3)):
             with serve(*names.serve_args(), *extra) as srv:
                 feed = _child(srv, "cellfeed")
+                # The master logs the child's pid as soon as it forks; the child lowers its
+                # priority first thing and logs "consuming" once it reached the broker.
+                deadline = time.monotonic() + 30
+                while "cellfeed: consuming" not in srv.log():
+                    assert time.monotonic() < deadline, srv.log()
+                    time.sleep(0.05)
                 workers = [p for p in children_of(srv.proc.pid)
                            if p not in (feed, _child(srv, "forwarder"))]
                 assert workers
