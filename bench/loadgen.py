@@ -21,7 +21,7 @@ import os
 import subprocess
 import urllib.parse
 
-from bench import stores
+from bench import stores, wrk
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "loadgen.c")
 
@@ -61,17 +61,9 @@ def run(base_url: str, paths_file: str, headers: dict[str, str], connections: in
 
 
 def summarize(raw: dict) -> dict:
-    seconds = raw["duration_us"] / 1e6
-    lat, corr = raw["latency_us"], raw["corrected_us"]
-    return {
-        "rps": raw["requests"] / seconds if seconds else 0.0,
-        "requests": raw["requests"],
-        "errors": sum(raw["errors"].values()),
-        "error_detail": raw["errors"],
-        "mb_per_s": raw["bytes"] / seconds / 1e6 if seconds else 0.0,
-        "p50_ms": lat["p50"] / 1000, "p90_ms": lat["p90"] / 1000,
-        "p99_ms": lat["p99"] / 1000, "p99_9_ms": lat["p99_9"] / 1000,
-        "max_ms": lat["max"] / 1000, "mean_ms": lat["mean"] / 1000,
-        "corrected_p99_ms": corr["p99"] / 1000, "corrected_p99_9_ms": corr["p99_9"] / 1000,
-        "client": "loadgen",
-    }
+    """bench.wrk's summary of the recorded samples, plus wrk's correction of them."""
+    out = wrk.summarize(raw)
+    corr = raw["corrected_us"]
+    out.update(corrected_p99_ms=corr["p99"] / 1000, corrected_p99_9_ms=corr["p99_9"] / 1000,
+               client="loadgen")
+    return out
