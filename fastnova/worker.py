@@ -1,5 +1,9 @@
 """A worker process: one uvloop loop serving HTTP from its slot's listening socket.
 
+Its connections are read and written through an edge-triggered epoll set that the loop watches
+(fastnova/_ext/_edge.pyx: requests are then served in the order they arrived), or through
+uvloop's own transports with FASTNOVA_EDGE_IO=0 or without the compiled extension.
+
 Everything fork-sensitive is created here, after fork: the event loop, the read-only LMDB
 environment.  The worker proves it is alive by touching its heartbeat file from the event loop
 (a blocked loop stops touching it and the master replaces the worker).  The same periodic tick
@@ -74,7 +78,8 @@ class Worker:
         self.fast = app.fast
         self.server = Acceptor(loop, self.sock,
                                lambda: _Tracked(app, loop, self.stats, self.limits,
-                                                self.protocols, self))
+                                                self.protocols, self),
+                               poller=edge_poller(loop))
         loop.add_signal_handler(signal.SIGTERM, self.drain)
         loop.add_signal_handler(signal.SIGINT, _quit)
         loop.add_signal_handler(signal.SIGQUIT, _quit)
@@ -155,10 +160,11 @@ class Acceptor:
     BATCH = 512
     RETRY_AFTER = 0.5      # seconds without accepting after running out of descriptors
 
-    def __init__(self, loop, sock, factory):
+    def __init__(self, loop, sock, factory, poller=None):
         self.loop = loop
         self.sock = sock
         self.factory = factory
+        self.poller = poller            # fastnova._ext._edge.EdgePoller, or uvloop's transports
         self.fd = sock.fileno()
         self.open = True
         self.opening = 0                # accepted, transport not made yet (a drain waits)
@@ -186,6 +192,13 @@ class Acceptor:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+            if self.poller is not None:
+                try:
+                    self.poller.connect(conn, self.factory)
+                except OSError as exc:   # the peer reset before it was registered
+                    LOG.debug("connection dropped before it was set up: %s", exc)
+                    conn.close()
+                continue
             self.opening += 1
             self.loop.create_task(self._open(conn))
 
@@ -227,6 +240,21 @@ class _Tracked(HttpProtocol):
     def connection_lost(self, exc):
         self.registry.discard(self)
         super().connection_lost(exc)
+
+
+def edge_poller(loop):
+    """The worker's edge-triggered connection set (fastnova/_ext/_edge.pyx says why), or None
+    for uvloop's own transports: FASTNOVA_EDGE_IO=0, FASTNOVA_PURE=1, or the extension is not
+    built."""
+    if os.environ.get("FASTNOVA_EDGE_IO", "1") == "0" or os.environ.get("FASTNOVA_PURE") == "1":
+        return None
+    try:
+        from fastnova._ext._edge import EdgePoller
+    except ImportError:
+        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
+            raise
+        return None
+    return EdgePoller(loop)
 
 
 def worker_main(sock, options, heartbeat_path) -> int:

@@ -47,8 +47,26 @@ def test_master_forks_workers_that_open_the_store_after_fork():
             assert any("uvloop" in p for p in open_files(pid))
 
 
-def test_keepalive_pipelining_http10_and_close():
-    with running_server(workers=1) as srv, connect(srv) as sock:
+def edge_triggered_sockets(pid):
+    """How many descriptors the process watches edge-triggered (EPOLLET, bit 31), from the
+    fdinfo of its epoll sets."""
+    count = 0
+    for fd in os.listdir("/proc/%d/fdinfo" % pid):
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                for line in f:
+                    if line.startswith("tfd:"):
+                        events = int(line.split("events:")[1].split()[0], 16)
+                        count += bool(events & (1 << 31))
+        except OSError:
+            pass
+    return count
+
+
+@pytest.mark.parametrize("edge", ["1", "0"])
+def test_keepalive_pipelining_http10_and_close(edge):
+    with running_server(workers=1, env={"FASTNOVA_EDGE_IO": edge}) as srv, \
+            connect(srv) as sock:
         sock.sendall(GET * 5)
         assert read_responses(sock, 5) == ([200] * 5, False)
         sock.sendall(GET)                       # the same connection, again
@@ -61,6 +79,10 @@ def test_keepalive_pipelining_http10_and_close():
         with connect(srv) as old:
             old.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" * 2)
             assert read_responses(old, 2) == ([200, 200], False)
+            # The one connection still open is in the worker's edge-triggered set, or in
+            # uvloop's level-triggered one when FASTNOVA_EDGE_IO=0.
+            (pid,) = srv.worker_pids()
+            assert edge_triggered_sockets(pid) == (1 if edge == "1" else 0)
 
 
 @pytest.mark.parametrize("workers,conns", [(2, 64), (4, 128)])
