@@ -295,3 +295,64 @@ def test_the_worker_uses_it_unless_told_not_to(monkeypatch):
         assert worker.edge_poller(loop) is None
     finally:
         loop.close()
+
+
+def _protocols():
+    from fastnova.api.protocol import PureHttpProtocol
+    found = [pytest.param(PureHttpProtocol, id="pure")]
+    try:
+        from fastnova._ext._protocol import HttpProtocol as compiled
+        found.append(pytest.param(compiled, id="compiled"))
+    except ImportError:
+        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
+            raise
+    return found
+
+
+@pytest.mark.parametrize("protocol_class", _protocols())
+def test_a_closed_connection_whose_peer_takes_nothing_is_reset(rig, protocol_class):
+    """The HTTP protocol closes a connection that timed out, and a close waits for what is
+    buffered; a peer that then takes no byte for keepalive_timeout is reset, so it cannot hold
+    the worker's buffer for ever.  A peer that keeps taking bytes is not."""
+    from fastnova.api.protocol import Limits
+    loop, poller, connect, spin, log = rig
+    limits = Limits(header_timeout=1.0, keepalive_timeout=2.0)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    peers = []
+    for _ in range(2):
+        peer = socket.socket()
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        peer.connect(listener.getsockname())
+        conn, _ = listener.accept()
+        proto = protocol_class(object(), loop, None, limits)
+        poller.connect(conn, lambda: proto)
+        proto.transport.write(b"x" * (32 << 20))       # far more than the socket takes
+        assert proto.transport.get_write_buffer_size() > 0
+        peers.append((peer, proto))
+    (stuck, p1), (reader, p2) = peers
+    for now in (100.0, 102.5):          # not reading (paused) for longer than keepalive_timeout
+        p1.check(now)
+        p2.check(now)
+    assert p1.transport.is_closing() and p2.transport.is_closing()
+    assert p1.transport.get_write_buffer_size() > 0    # closing, not closed: still flushing
+    reader.setblocking(False)
+    for now in (103.0, 104.0, 105.0, 106.0):
+        p1.check(now)
+        p2.check(now)
+        try:
+            while reader.recv(1 << 20):                 # p2's peer takes bytes meanwhile
+                pass
+        except BlockingIOError:
+            pass
+        spin(0.05)
+    wait_until(spin, lambda: p1.transport is None)      # connection_lost
+    assert p2.transport is not None and not p2.transport.get_extra_info("socket")._closed
+    stuck.settimeout(5)
+    with pytest.raises(ConnectionResetError):
+        while stuck.recv(1 << 20):
+            pass
+    for peer, _ in peers:
+        peer.close()
+    listener.close()

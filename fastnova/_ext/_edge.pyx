@@ -29,6 +29,8 @@ per turn, so a client that pipelines without end does not hold the worker; the r
 a callback soon after.
 """
 import logging
+import socket as _socket
+import struct
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
@@ -63,6 +65,9 @@ cdef extern from "<string.h>":
     char* strerror(int errnum)
 
 LOG = logging.getLogger("fastnova.edge")
+_SOL_SOCKET = _socket.SOL_SOCKET
+_SO_LINGER = _socket.SO_LINGER
+_LINGER_ZERO = struct.pack("ii", 1, 0)
 
 cdef enum:
     MAX_EVENTS = 256
@@ -385,9 +390,14 @@ cdef class EdgeTransport:
             self._finish(None)
 
     def abort(self):
+        """Close now, dropping what is buffered; the peer gets a reset, not an end of stream."""
         if self.closed:
             return
         self.closing = True
+        try:
+            self.sock.setsockopt(_SOL_SOCKET, _SO_LINGER, _LINGER_ZERO)
+        except OSError:
+            pass
         self._finish(None)
 
     cdef void _lost(self, exc):

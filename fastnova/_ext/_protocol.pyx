@@ -492,6 +492,9 @@ cdef class HttpProtocol:
             self._close()
 
     def check(self, double now):
+        if self.closing:
+            self._check_closing(now)
+            return
         mark = (self.answered, self.in_request, len(self.pending))
         if mark != self.mark or self.waiting is not None:
             self.mark, self.since = mark, now
@@ -511,6 +514,17 @@ cdef class HttpProtocol:
                 self._close()
             else:
                 self._fail(status)
+
+    cdef void _check_closing(self, double now) except *:
+        """Closed, its last answers still being flushed: a peer that takes no byte of them for
+        keepalive_timeout would hold the connection and its buffer for ever; abort it."""
+        if self.transport is None:
+            return
+        mark = ("closing", self.transport.get_write_buffer_size())
+        if mark != self.mark:
+            self.mark, self.since = mark, now
+        elif now - self.since > self.limits.keepalive_timeout:
+            self.transport.abort()
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -309,6 +309,9 @@ class HttpProtocol:
 
     def check(self, now: float):
         """Called periodically by the worker: close a connection stuck in one state too long."""
+        if self.closing:
+            self._check_closing(now)
+            return
         mark = (self.answered, self.in_request, len(self.pending))
         if mark != self.mark or self.waiting is not None:
             self.mark, self.since = mark, now
@@ -328,6 +331,17 @@ class HttpProtocol:
                 self._close()
             else:
                 self._fail(status)
+
+    def _check_closing(self, now: float):
+        """Closed, its last answers still being flushed: a peer that takes no byte of them for
+        keepalive_timeout would hold the connection and its buffer for ever; abort it."""
+        if self.transport is None:
+            return
+        mark = ("closing", self.transport.get_write_buffer_size())
+        if mark != self.mark:
+            self.mark, self.since = mark, now
+        elif now - self.since > self.limits.keepalive_timeout:
+            self.transport.abort()
 
     # -- helpers -------------------------------------------------------------------------------
 
