@@ -27,13 +27,18 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "loadgen.c")
 
 
 def binary() -> str:
-    with open(SOURCE, "rb") as f:
+    return build(SOURCE, "loadgen")
+
+
+def build(source: str, name: str) -> str:
+    """A C program of bench/ compiled into the bench cache, once per version of its source."""
+    with open(source, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:12]
-    out = os.path.join(stores.cache_root(), "loadgen-%s" % digest)
+    out = os.path.join(stores.cache_root(), "%s-%s" % (name, digest))
     if not os.path.exists(out):
         os.makedirs(stores.cache_root(), exist_ok=True)
         tmp = out + ".%d" % os.getpid()
-        subprocess.run([os.environ.get("CC", "cc"), "-O2", "-Wall", "-o", tmp, SOURCE],
+        subprocess.run([os.environ.get("CC", "cc"), "-O2", "-Wall", "-o", tmp, source],
                        check=True, capture_output=True, text=True)
         os.replace(tmp, out)
     return out
