@@ -271,6 +271,7 @@ cdef class EdgeTransport:
     def write(self, data):
         cdef Py_buffer view
         cdef ssize_t n
+        cdef Py_ssize_t total
         cdef int err
         if self.closing or self.closed:
             return
