@@ -24,6 +24,7 @@ import socket
 import sys
 
 from fastnova import malloc
+from fastnova._ext import compiled
 from fastnova.api.app import App
 from fastnova.api.upstream import Upstream
 from fastnova.api.protocol import HttpProtocol, Limits
@@ -246,15 +247,10 @@ def edge_poller(loop):
     """The worker's edge-triggered connection set (fastnova/_ext/_edge.pyx says why), or None
     for uvloop's own transports: FASTNOVA_EDGE_IO=0, FASTNOVA_PURE=1, or the extension is not
     built."""
-    if os.environ.get("FASTNOVA_EDGE_IO", "1") == "0" or os.environ.get("FASTNOVA_PURE") == "1":
+    if os.environ.get("FASTNOVA_EDGE_IO", "1") == "0":
         return None
-    try:
-        from fastnova._ext._edge import EdgePoller
-    except ImportError:
-        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
-            raise
-        return None
-    return EdgePoller(loop)
+    poller = compiled("_edge", "EdgePoller")
+    return None if poller is None else poller(loop)
 
 
 def worker_main(sock, options, heartbeat_path) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import re
 from urllib.parse import unquote
 
@@ -21,6 +20,7 @@ from fastnova.api.context import noauth
 from fastnova.api.microversion import negotiate, version_headers
 from fastnova.api.response import JSON, DateCache, RequestIds, frame, relay
 from fastnova.api.upstream import Relayed
+from fastnova._ext import compiled
 
 LOG = logging.getLogger("fastnova.api")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-_:\[\]]{1,255}$")
@@ -244,15 +244,10 @@ class App:
 def _fast_path(app):
     """The compiled GET /servers/{id} fast path (fastnova/_ext/_fastpath.pyx), unless
     FASTNOVA_PURE=1 or it is not built (FASTNOVA_REQUIRE_EXT=1: not built is an error)."""
-    if os.environ.get("FASTNOVA_PURE") == "1" or getattr(app.reader, "servers", None) is None:
+    if getattr(app.reader, "servers", None) is None:
         return None
-    try:
-        from fastnova._ext._fastpath import FastShow
-    except ImportError:
-        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
-            raise
-        return None
-    return FastShow(app)
+    fast_show = compiled("_fastpath", "FastShow")
+    return None if fast_show is None else fast_show(app)
 
 
 def _negotiate(header, legacy):

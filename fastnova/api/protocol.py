@@ -20,13 +20,13 @@ request was under way).
 from __future__ import annotations
 
 import asyncio
-import os
 import collections
 import logging
 
 import httptools
 
 from fastnova.api.app import Request
+from fastnova._ext import compiled
 
 LOG = logging.getLogger("fastnova.http")
 
@@ -387,15 +387,7 @@ PureHttpProtocol = HttpProtocol
 
 
 def _select():
-    if os.environ.get("FASTNOVA_PURE") == "1":
-        return PureHttpProtocol
-    try:
-        from fastnova._ext._protocol import HttpProtocol as compiled
-    except ImportError:
-        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
-            raise
-        return PureHttpProtocol
-    return compiled
+    return compiled("_protocol", "HttpProtocol") or PureHttpProtocol
 
 
 HttpProtocol = _select()
