@@ -5,10 +5,10 @@ Why.  libuv registers every socket with epoll level-triggered.  A level-triggere
 epoll_wait reports is put back on epoll's ready list at once, in the order of that report, so at
 the next wait the connections answered in the previous batch are polled, and served, ahead of
 connections whose request arrived earlier but that were not in that batch.  Under a steady
-stream of keep-alive requests the oldest request is then often served last: a closed loop of 8
-clients saw p99 at 1.4x and p90 at 1.8x of the median with a C server doing nothing but one read
-and one write per event, level-triggered, against 1.05x and 1.2x for the same server
-edge-triggered, at the same throughput (BENCHMARKS.md, eighth session).  An edge-triggered item
+stream of keep-alive requests the oldest request is then often served last.  A C server doing
+one read, 3.5 us of work and one write per event (bench/epoll_server.c), under a closed loop of
+8 clients: level-triggered, p90 1.8x its median and p99 1.47x nginx's; edge-triggered, at the
+same throughput, 1.27x and 1.04x (bench/epoll_order.py, BENCHMARKS.md, eighth session).  An edge-triggered item
 is queued only when new bytes arrive, so requests are taken in the order they arrived, which is
 what nginx (edge-triggered) does.
 
@@ -85,7 +85,6 @@ cdef class EdgePoller:
     cdef dict conns
     cdef char* buf
     cdef epoll_event* events
-    cdef public long turns          # run() calls that found something (tests look)
 
     def __cinit__(self):
         self.epfd = -1
@@ -150,7 +149,6 @@ cdef class EdgePoller:
         n = epoll_wait(self.epfd, self.events, MAX_EVENTS, 0)
         if n <= 0:
             return
-        self.turns += 1
         conns = self.conns
         for i in range(n):
             obj = conns.get(self.events[i].data.fd)
