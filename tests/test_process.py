@@ -295,3 +295,46 @@ def test_workers_of_a_killed_master_drain_and_exit():
             time.sleep(0.05)
         assert not any(os.path.exists("/proc/%d" % p) for p in pids)
         assert "master %d is gone" % srv.pid in srv.log()
+
+
+@pytest.mark.parametrize("edge", ["1", "0"])
+def test_hostile_connections_leave_no_descriptor_behind(edge):
+    """Thousands of connections that send half a request, a pipelined burst, garbage, or a
+    request then a half-close, each then closed or reset, while a keep-alive client keeps
+    asking: the worker stays the same process, answers, and holds as many descriptors after as
+    before (each transport closed once, whichever way its peer left)."""
+    import random
+    import struct
+    rnd = random.Random(7)
+    with running_server(workers=1, env={"FASTNOVA_EDGE_IO": edge}) as srv:
+        (pid,) = srv.worker_pids()
+        with connect(srv) as steady:
+            # uvloop opens one descriptor of its own on its first connection: count after it.
+            steady.sendall(GET)
+            assert read_responses(steady, 1) == ([200], False)
+            before = len(os.listdir("/proc/%d/fd" % pid)) - 1
+            for _ in range(20):
+                socks = []
+                for _ in range(50):
+                    s = connect(srv)
+                    kind = rnd.randrange(4)
+                    if kind == 0:
+                        s.sendall(GET[:rnd.randrange(1, len(GET))])
+                    elif kind == 1:
+                        s.sendall(GET * rnd.randrange(1, 20))
+                    elif kind == 2:
+                        s.sendall(os.urandom(rnd.randrange(1, 5000)))
+                    else:
+                        s.sendall(GET)
+                        s.shutdown(socket.SHUT_WR)
+                    socks.append(s)
+                for s in socks:
+                    if rnd.random() < 0.5:        # reset, not an end of stream
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.close()
+                steady.sendall(GET)
+                assert read_responses(steady, 1) == ([200], False)
+        srv.wait_for(lambda: len(os.listdir("/proc/%d/fd" % pid)) == before,
+                     what="the worker's descriptors back to %d" % before)
+        assert srv.worker_pids() == {pid}
+        assert "Traceback" not in srv.log()
