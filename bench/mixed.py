@@ -24,7 +24,7 @@ import time
 
 import pika
 
-from bench import procs, rounds, scenarios, stores, wrk
+from bench import loadgen, procs, rounds, scenarios, stores, wrk
 from bench.procs import Procs
 
 AMQP = os.environ.get("FASTNOVA_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -103,8 +103,18 @@ def run_show_under_feed(ps: Procs, args, tmp: str) -> list[dict]:
         extra += ("--feed-nice", str(args.feed_nice))
     proc, base = _serve(ps, args, data, tmp, extra)
     ids = scenarios.demo_ids(count)
-    script = wrk.write_script(tmp, "show-feed", ["/v2.1/servers/" + i for i in ids],
-                              {"X-Auth-Token": scenarios.MEMBER_TOKEN})
+    paths = ["/v2.1/servers/" + i for i in ids]
+    headers = {"X-Auth-Token": scenarios.MEMBER_TOKEN}
+    script = wrk.write_script(tmp, "show-feed", paths, headers)
+    if getattr(args, "client", "wrk") == "loadgen":
+        # Recorded latencies (bench/loadgen.py says why wrk's p99 is mostly the host's stalls).
+        paths_file = loadgen.write_paths(tmp, "show-feed", paths)
+
+        def turn(c):
+            return loadgen.run(base, paths_file, headers, c, args.duration, args.client_cpus)
+    else:
+        def turn(c):
+            return wrk.run(base, script, c, args.duration, args.client_cpus, args.wrk_timeout)
     rows = []
     fed_label = "feed %d/s" % args.feed_rate
     try:
@@ -113,21 +123,18 @@ def run_show_under_feed(ps: Procs, args, tmp: str) -> list[dict]:
             turns = []
             for n in range(getattr(args, "rounds", 1)):
                 # One idle turn, then one fed turn, per round (bench/rounds.py).
-                idle = wrk.run(base, script, c, args.duration, args.client_cpus,
-                               args.wrk_timeout)
+                idle = turn(c)
                 pub = subprocess.Popen([sys.executable, "-c", _PUBLISHER, AMQP,
                                         tag + ".updates", str(args.feed_rate),
                                         str(args.duration + 2), ",".join(ids)],
                                        cwd=args.src, stdout=subprocess.PIPE)
                 time.sleep(1.0)
-                fed = wrk.run(base, script, c, args.duration, args.client_cpus,
-                              args.wrk_timeout)
+                fed = turn(c)
                 sent = int(pub.communicate(timeout=args.duration + 60)[0] or 0)
                 # The control: idle again, the same distance from the first idle turn.  Its
                 # ratio to the first is what this host's noise alone does to a p99 (A/A), the
                 # floor under which a fed/idle difference cannot be told from noise.
-                again = wrk.run(base, script, c, args.duration, args.client_cpus,
-                                args.wrk_timeout)
+                again = turn(c)
                 for label, result in (("idle", idle), (fed_label, fed), (IDLE_AGAIN, again)):
                     turns.append(dict(result, scenario="show_under_feed", concurrency=c,
                                       server=label, feed=label, round=n,
@@ -187,11 +194,16 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="fastnova-mixed-")
     out: dict = {}
+    started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     try:
         run(args, tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(table(out.get("mixed", [])))
+    path = args.out or os.path.join(stores.REPO, "bench", "results", "mixed-%s.json" % started)
+    with open(path, "w") as f:
+        json.dump(dict(out, argv=sys.argv[1:], client=args.client), f, indent=1)
+    print("saved", path)
     return 0
 
 

@@ -57,3 +57,23 @@ def test_load_runner_end_to_end(tmp_path, monkeypatch):
     text = report.generated(res, str(out), [])
     assert "fastnova/nginx" in text and "### Against worker count" in text
     assert "### Writes: POST /servers" in text
+
+
+@pytest.mark.timeout(180)
+def test_mixed_runner_with_loadgen(tmp_path, monkeypatch):
+    """bench.mixed alone with --client loadgen: its show turns (idle, fed, idle again) are
+    recorded by bench/loadgen.c, and the result is saved where --out says."""
+    from bench import mixed
+    monkeypatch.setenv("FASTNOVA_BENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "mixed.json"
+    assert mixed.main(["--servers", "50", "--concurrency", "2", "--duration", "1",
+                       "--rounds", "1", "--feed-rate", "200", "--client", "loadgen",
+                       "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["client"] == "loadgen"
+    shows = [r for r in res["mixed"] if r["scenario"] == "show_under_feed"]
+    assert {r["feed"] for r in shows} == {"idle", "feed 200/s", "idle again (A/A)"}
+    for row in shows:
+        assert row["client"] == "loadgen" and row["requests"] > 0 and row["errors"] == 0
+        assert row["p99_ms"] > 0 and row["corrected_p99_ms"] > 0     # loadgen reports both
+    assert next(r for r in shows if r["feed"] == "feed 200/s")["updates_sent"] > 0
