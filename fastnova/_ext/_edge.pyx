@@ -281,6 +281,7 @@ cdef class EdgeTransport:
                 return
             n = send(self.fd, PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data),
                      MSG_NOSIGNAL | MSG_DONTWAIT)
+            err = errno
             total = PyBytes_GET_SIZE(data)
         else:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
@@ -292,6 +293,7 @@ cdef class EdgeTransport:
                     self._queue(bytes(data))
                     return
                 n = send(self.fd, view.buf, <size_t>view.len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                err = errno                 # before the copy below or the release can touch it
                 if 0 <= n < total:
                     data = bytes(data)  # keep no view of a caller's buffer
             finally:
@@ -299,7 +301,6 @@ cdef class EdgeTransport:
         if n == total:
             return
         if n < 0:
-            err = errno
             if err != EAGAIN and err != EINTR:
                 self._lost(OSError(err, strerror(err).decode()))
                 return
