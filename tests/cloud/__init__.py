@@ -1,0 +1,1 @@
+"""Real OpenStack services (keystone, nova, placement, glance) for the tests, from PyPI."""
