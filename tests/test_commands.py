@@ -60,8 +60,10 @@ def test_delete_while_building_is_local(srv):
     assert srv.show(uuid) == 404
     # The cell must not bring it back: it works its casts in order, so once a server created
     # after this one is ACTIVE, whatever it would have sent for this one has been applied.
-    _active(srv, name="after")
+    after = _active(srv, name="after")
     assert srv.show(uuid) == 404
+    assert srv.call("DELETE", "/v2.1/servers/" + after)[0] == 204    # its quota back
+    srv.wait_status(after, 404)
 
 
 @pytest.mark.parametrize("mv,server,message", [
