@@ -1,9 +1,9 @@
 """Quotas from the local store: limits (defaults, or a project's override) and usage.
 
-Usage is counted as nova counts it since Pike (no reservations): the project's live servers, their
-vCPUs and RAM, read from the store.  Cost is O(servers in the project), which
-nova's default quota (10 instances) keeps small; the count is exact for what this host's store
-holds (the live part of its ``ix`` index).  A project's override lives in the store's meta database (``quota:<project_id>`` -> JSON).
+Usage is counted as nova counts it since Pike (no reservations): the project's servers that are
+neither deleted nor soft-deleted, their vCPUs and RAM.  The writer keeps those counts in the same
+transaction as every change (fastnova.store.usage), so a lookup costs the same at 10 servers and
+at 1,000,000; they are exact for what this host's store holds.  A project's override lives in the store's meta database (``quota:<project_id>`` -> JSON).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import orjson
 
 from fastnova.api import errors
 from fastnova.store import layout as L
+from fastnova.store import usage as usage_counts
 from fastnova.store.reader import get
 
 META_QUOTA = b"quota:"
@@ -25,6 +26,16 @@ def limits(rt, txn, project_id: str) -> dict:
 
 
 def usage(rt, txn, project_id: str) -> dict:
+    """The project's usage: one lookup of the counts the writer keeps (fastnova.store.usage)."""
+    db = rt.reader.dbs.get(L.DB_USAGE)
+    if db is not None:
+        return usage_counts.read(txn, db, project_id)
+    return usage_by_walk(rt, txn, project_id)
+
+
+def usage_by_walk(rt, txn, project_id: str) -> dict:
+    """The same, counted from the project's live records: O(servers in the project).  Only
+    for a schema-2 store no writer has upgraded yet."""
     instances = cores = ram = 0
     prefix = L.part_prefix(project_id.encode(), L.PART_LIVE)
     records = rt.reader.dbs[L.DB_RECORDS]
@@ -36,7 +47,10 @@ def usage(rt, txn, project_id: str) -> dict:
                 raw = txn.get(L.key_uuid(key), db=records)
                 if raw is None:
                     continue
-                flavor = orjson.loads(raw).get("flavor") or {}
+                rec = orjson.loads(raw)
+                if rec.get("vm_state") == usage_counts.SOFT_DELETED:
+                    continue
+                flavor = rec.get("flavor") or {}
                 instances += 1
                 cores += flavor.get("vcpus", 0)
                 ram += flavor.get("ram", 0)

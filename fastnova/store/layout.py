@@ -19,6 +19,7 @@ flavors      flavorid -> view blob   (key order is nova's default flavor order: 
 flavor_recs  flavorid -> orjson flavor record
 meta         bookkeeping: schema version, sequence counter, feed position, ...
 outbox       u64 big-endian sequence -> orjson cast to a cell (fastnova.outbox)
+usage        p|u NUL project [NUL user] -> instances, cores, ram (fastnova.store.usage)
 
 Every index is written twice, once under the server's project id as ``scope`` and once under
 ``*`` (all tenants), so a member's query and an admin's all_tenants query both walk only the
@@ -71,13 +72,17 @@ DB_FLAVORS = b"flavors"
 DB_FLAVOR_RECS = b"flavor_recs"
 DB_META = b"meta"
 DB_OUTBOX = b"outbox"      # casts to the cells awaiting the forwarder (fastnova.outbox)
+DB_USAGE = b"usage"        # quota usage counts per project and user (fastnova.store.usage)
 
 ALL_DBS = (DB_SERVERS, DB_RECORDS, DB_QROWS, DB_INDEX, DB_COUNTS, DB_BY_CHANGED, DB_BY_NAME,
-           DB_FLAVORS, DB_FLAVOR_RECS, DB_META, DB_OUTBOX)
+           DB_FLAVORS, DB_FLAVOR_RECS, DB_META, DB_OUTBOX, DB_USAGE)
 
 # 2: query indexes (ix, ix_counts, by_changed with scopes, by_name, qrows) replace by_created
 #    and by_project.
-SCHEMA_VERSION = 2
+# 3: usage counts (DB_USAGE), kept by the writer; a schema-2 store is recounted once when a
+#    writer opens it (fastnova.store.writer.StoreWriter).
+SCHEMA_VERSION = 3
+UPGRADABLE = {2: "recount usage"}
 META_SCHEMA = b"schema_version"
 META_SEQ = b"seq"
 # Set in a store an import swapped out (fastnova.importer.swap): its writers must reopen.

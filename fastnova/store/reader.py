@@ -9,6 +9,7 @@ cost of a page is O(limit), not O(servers).
 """
 from __future__ import annotations
 
+import lmdb
 import orjson
 
 from fastnova.query.regex import FLAVOURS, MYSQL
@@ -39,7 +40,16 @@ class StoreReader:
         self.env = open_env(data_dir, map_size=map_size, readonly=True)
         # Named databases opened outside any transaction: py-lmdb then keeps the handles valid
         # for every later transaction of this environment.
-        self.dbs = {name: self.env.open_db(name, create=False) for name in L.ALL_DBS}
+        self.dbs = {}
+        for name in L.ALL_DBS:
+            try:
+                self.dbs[name] = self.env.open_db(name, create=False)
+            except lmdb.NotFoundError:
+                if name != L.DB_USAGE:
+                    raise
+                # A schema-2 store no writer has opened since: usage is counted by a walk
+                # (fastnova.commands.quota) until one does.
+                self.dbs[name] = None
         self.servers = self.dbs[L.DB_SERVERS]
         self.records = self.dbs[L.DB_RECORDS]
         self.flavors = self.dbs[L.DB_FLAVORS]

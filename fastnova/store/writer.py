@@ -8,7 +8,9 @@ wait for them.  Open a StoreWriter in the process that uses it, after fork.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import time
 from operator import itemgetter
 
 import lmdb
@@ -17,11 +19,13 @@ import orjson
 from fastnova.query import row as qrow
 from fastnova.record import merge, normalize
 from fastnova.store import layout as L
+from fastnova.store import usage
 from fastnova.views.flavors import flavor_sort_key, render_flavor
 from fastnova.views.servers import pack_parts, render_parts, rerender_parts
 
 # A sparse mapping: the file grows only with the data.  1,000,000 servers take about 5 GB.
 DEFAULT_MAP_SIZE = 64 << 30
+LOG = logging.getLogger("fastnova.store")
 MAX_READERS = 1024
 
 
@@ -56,11 +60,20 @@ class StoreWriter:
         self.cache = RenderCache(render_cache) if render_cache > 0 else None
         with self.env.begin(write=True) as txn:
             found = txn.get(L.META_SCHEMA, db=self.dbs[L.DB_META])
-            if found is None:
-                txn.put(L.META_SCHEMA, b"%d" % L.SCHEMA_VERSION, db=self.dbs[L.DB_META])
-            elif int(found) != L.SCHEMA_VERSION:
+            if found is not None and int(found) in L.UPGRADABLE:
+                self._upgrade(txn, int(found))
+            elif found is not None and int(found) != L.SCHEMA_VERSION:
                 raise RuntimeError("store schema %s, this fastnova writes %d: rebuild the store"
                                    % (found.decode(), L.SCHEMA_VERSION))
+            txn.put(L.META_SCHEMA, b"%d" % L.SCHEMA_VERSION, db=self.dbs[L.DB_META])
+
+    def _upgrade(self, txn, found: int):
+        """Schema 2 -> 3: count the usage of every record, once, in the opening transaction
+        (another writer opening meanwhile waits for it, then finds schema 3)."""
+        started = time.monotonic()
+        seen = usage.recount(txn, self.dbs[L.DB_RECORDS], self.dbs[L.DB_USAGE])
+        LOG.info("store schema %d -> %d: usage counted from %d records in %.1fs",
+                 found, L.SCHEMA_VERSION, seen, time.monotonic() - started)
 
     @contextlib.contextmanager
     def batch(self, coalesce: bool = False):
@@ -172,6 +185,7 @@ class Batch:
         self.cache = cache
         self._records = dbs[L.DB_RECORDS]
         self._deltas: dict[bytes, int] = {}
+        self._usage = usage.Deltas()        # quota counts moved by this transaction
         self._pending: dict[bytes, Pending] | None = {} if coalesce else None
         self._seq: int | None = None        # the sequence counter as _next_seq last set it
         # {db name: [(key, value)]}: puts held back while flush_pending writes (None: put at once)
@@ -346,6 +360,7 @@ class Batch:
             txn.put(key, raw, db=self._records)
             txn.put(key, qrow.dumps(row), db=self.dbs[L.DB_QROWS])
             txn.put(key, blob, db=self.dbs[L.DB_SERVERS])
+        self._usage.move(old, new)
         index = written.index if written is not None else None
         if old is None or "project_id" not in old:
             index = index_entries(new)
@@ -389,7 +404,9 @@ class Batch:
         self._deltas[key] = self._deltas.get(key, 0) + delta
 
     def flush_counts(self):
-        """Apply the part counts changed in this transaction (once per batch, not per server)."""
+        """Apply the part and usage counts changed in this transaction (once per batch, not
+        per server)."""
+        self._usage.flush(self.txn, self.dbs[L.DB_USAGE])
         db = self.dbs[L.DB_COUNTS]
         for key, delta in self._deltas.items():
             if not delta:
