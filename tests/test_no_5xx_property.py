@@ -32,7 +32,9 @@ QUERY_KEYS = ["limit", "marker", "uuid", "name", "status", "sort_key", "sort_dir
 ODD_VALUES = ["", " ", "0", "-1", "1e3", "+5", "1_000", "99999999999999999999999", "%ff",
               "%00", "%C3%28", "a" * 600, "*", "(", "[a-", "(?=x)", "\\", "true", "none",
               "2025-1-1", "20260213T114750Z", "2026-02-13T11:47:50z", "2026-13-45", "desc",
-              "asc", "id", "ACTIVE", "deleted", "%2C", ",,", ";", "\u00e9", "\U0001f600"]
+              "asc", "id", "ACTIVE", "deleted", "%2C", ",,", ";", "\u00e9", "\U0001f600",
+              "0001-01-01T00:00:00+05:00", "1969-12-31", "9999-12-31T23:59:59-05:00", "2026",
+              "rxtx_factor", "memory_mb", "vcpu_weight", "%e2%82"]
 
 GET_PATHS = ["/v2.1/servers", "/v2.1/servers/detail", "/v2.1/servers/{id}", "/v2.1/flavors",
              "/v2.1/flavors/detail", "/v2.1/flavors/1", "/v2.1/flavors/{id}", "/v2.1/limits",

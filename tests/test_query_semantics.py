@@ -167,11 +167,14 @@ CASES = [
     ("metadata=x", ADMIN, "2.80", (400, "Invalid filter field: metadata.")),
     ("_secret=x", ADMIN, "2.80", (400, "Invalid filter field: _secret.")),
     ("metadata=x", MEMBER, "2.80", ALL_P1),
-    # unknown parameters: ignored below 2.75; 400 from 2.75 (unless nothing else was given)
+    # unknown parameters: ignored below 2.75; 400 from 2.75, alone or not (jsonschema's
+    # additionalProperties with the schema's patternProperties "^_": its message)
     ("foo=1&status=BUILD", MEMBER, "2.74", ["build-1"]),
-    ("foo=1&status=BUILD", MEMBER, "2.75", (400, "Additional properties are not allowed "
-                                                 "('foo' was unexpected)")),
-    ("foo=1", MEMBER, "2.75", ALL_P1),
+    ("foo=1&status=BUILD", MEMBER, "2.75", (400, "'foo' does not match any of the regexes: "
+                                                 "'^_'")),
+    ("foo=1", MEMBER, "2.75", (400, "'foo' does not match any of the regexes: '^_'")),
+    ("zz=1&foo=1", MEMBER, "2.75", (400, "'foo', 'zz' do not match any of the regexes: "
+                                         "'^_'")),
     # sorting
     ("sort_key=display_name&sort_dir=asc", MEMBER, "2.80",
      ["build-1", "db-1", "err-1", "reboot-1", "web-1", "Web-2", "web|pipe"]),

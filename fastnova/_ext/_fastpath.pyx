@@ -11,8 +11,8 @@ when that cannot be done), and the whole response (status line, nova's headers, 
 id, the document with its links filled in) is written into one exactly-sized bytes object, read
 straight from the memory-mapped page.  No Python frame runs.
 
-Anything else (another path, a query string, a memo miss, an unknown or foreign server, an
-error) returns None and the general path answers, so the two can never disagree:
+Anything else (another path, a query string, a Content-Type, an Accept other than
+application/json, a memo miss, an unknown or foreign server, an error) returns None and the general path answers, so the two can never disagree:
 tests/test_fastpath.py compares their answers byte for byte.
 """
 import logging
@@ -62,6 +62,13 @@ cdef const char* VARIANT = b"89ab"     # RFC 4122 variant (10xx), as uuid.uuid4(
 
 cdef class _Caller:
     pass
+
+
+def plain_accept(accept):
+    """An Accept header under which the answer is application/json (absent, or what clients
+    send): others may ask for nova's vnd type or a version (fastnova.api.media) and go to the
+    general path, as does any request with a Content-Type (it may be nova's 415)."""
+    return accept is None or accept in ("application/json", "*/*")
 
 
 cdef uint64_t FNV_START = 14695981039346656037ULL
@@ -171,7 +178,8 @@ cdef class FastShow:
 
     def answer(self, req):
         """The framed 200 answer to a Request, or None: let the general path answer."""
-        if req.method != "GET" or req.query:
+        if req.method != "GET" or req.query or req.content_type is not None \
+                or not plain_accept(req.accept):
             return None
         try:
             url = req.path.encode("utf-8")

@@ -173,6 +173,12 @@ cdef int _quick(const char* p, Py_ssize_t n, Quick* q, Py_ssize_t max_url,
                 q.keep_alive = False
             else:
                 return 0
+        elif _named(name, name_n, b"content-type", 12):
+            return 0                            # maybe nova's 415: the general path decides
+        elif _named(name, name_n, b"accept", 6):
+            if not (_named(p + v, vend - v, b"application/json", 16) or
+                    _named(p + v, vend - v, b"*/*", 3)):
+                return 0                        # maybe nova's vnd type: likewise
         elif _named(name, name_n, b"content-length", 14) or \
                 _named(name, name_n, b"transfer-encoding", 17) or \
                 _named(name, name_n, b"upgrade", 7) or \
@@ -439,6 +445,10 @@ cdef class HttpProtocol:
         """Answer a successful GET /v2.1/servers/{id} from the raw bytes, without a Request."""
         if self.body is not None or (not line & LINE_GET and self.get_method() != b"GET"):
             return False
+        if self.content_type is not None or not (self.accept is None or
+                                                 self.accept == b"application/json" or
+                                                 self.accept == b"*/*"):
+            return False        # nova's 415, vnd type or version: the general path decides
         keep_alive = self.keep_alive_fn()
         try:
             answer = self.fast.answer_raw(self.url, self.token, self.mv_header, self.mv_legacy,

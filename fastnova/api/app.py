@@ -12,12 +12,13 @@ import logging
 import re
 from urllib.parse import unquote
 
-from fastnova.api import errors, flavors, router, servers, versions
+from fastnova.api import errors, flavors, media, router, servers, versions
 from fastnova.commands import (actions as cmd_actions, create as cmd_create,
                                limits as cmd_limits, metadata as cmd_metadata,
                                servers as cmd_servers, tags as cmd_tags)
 from fastnova.api.context import noauth
 from fastnova.api.microversion import negotiate, version_headers
+from fastnova.api.query import Query
 from fastnova.api.response import JSON, DateCache, RequestIds, frame, relay
 from fastnova.api.upstream import Relayed
 from fastnova._ext import compiled
@@ -123,6 +124,7 @@ class App:
         self._versions = Memo(_raising(_negotiate))
         self._hosts = Memo(_raising(self._host_url))
         self._links = Memo(Links)
+        self._media = Memo(media.negotiate)
         self.fast = _fast_path(self)
 
     def handle(self, req: Request):
@@ -158,6 +160,10 @@ class App:
         if type(answer) is Relayed:
             return relay(answer, self.dates.get(), req.keep_alive, req.method == "HEAD")
         status, body, ctype, extra = answer
+        if req.accept and ctype == JSON and status != 401 and body is not errors.JSON_NOT_FOUND:
+            # nova's faults and documents take the Accept header's type (keystonemiddleware's
+            # 401 is not nova's)
+            ctype = self._media[req.accept, req.content_type][0]
         return frame(status, body, ctype, extra, self.dates.get(), rid, req.keep_alive,
                      head_only=req.method == "HEAD")
 
@@ -186,12 +192,27 @@ class App:
         path = router.normalize(unquote(req.path) if "%" in req.path else req.path)
         rt = router.route(req.method, path)
         kind = rt.kind
+        if kind in (router.VERSION_LIST, router.VERSION_CHOICES) and \
+                (req.accept or req.content_type):
+            # A path naming no version: a version parameter of Content-Type or Accept picks
+            # the version document's app (nova's URL map), which answers any path with it.
+            legacy = self._media[req.accept, req.content_type][1]
+            if legacy is not None:
+                rt = router.Route(router.VERSION_DOC, legacy)
+                kind = rt.kind
         if kind == router.VERSION_LIST:
+            media.check_body_type(req.content_type)
             return 200, versions.version_list(self.host_url(req)), JSON, b""
         if kind == router.VERSION_CHOICES:
+            media.check_body_type(req.content_type)
             return 300, versions.choices(self.host_url(req), path), JSON, b""
         if kind == router.VERSION_DOC:
             minor, extra = self._microversion(req, rt)
+            try:
+                media.check_body_type(req.content_type)
+            except errors.ApiError as err:
+                err.extra = extra
+                raise
             return 200, versions.version_doc(self.host_url(req), rt.legacy), JSON, extra
         if self.upstream is not None and kind in (router.NOT_SERVED, router.NO_ROUTE):
             return self._forward(req)
@@ -200,6 +221,7 @@ class App:
             raise errors.route_not_found(req.accept)
         minor, extra = self._microversion(req, rt)
         try:
+            media.check_body_type(req.content_type)     # wsgi.Resource, before the controller
             if rt.project_id is not None and rt.project_id != ctx.project_id:
                 raise errors.bad_request(
                     "Malformed request URL: URL's project_id '%s' doesn't match Context's "
@@ -207,8 +229,8 @@ class App:
             if kind == router.NOT_SERVED:
                 raise errors.fault(501, "fastnova does not serve %s %s; configure an upstream "
                                         "nova-api for it." % (req.method, path))
-            url = req.path + ("?" + req.query if req.query else "")
-            segment = "/" + ctx.project_id if ctx.project_id in url else ""
+            segment = "/" + ctx.project_id if _project_in_url(req, kind, minor,
+                                                              ctx.project_id) else ""
             links = self._links[self.host_url(req), rt.legacy, segment]
             body = _HANDLERS[kind](self, req, ctx, minor, rt, links)
         except errors.ApiError as err:
@@ -239,6 +261,29 @@ class App:
         if rt.legacy:
             return 1, b""
         return _unwrap(self._versions[req.mv_header, req.mv_legacy])
+
+
+def _project_in_url(req: Request, kind: int, minor: int, project_id: str) -> bool:
+    """nova's view builders put the project id in links when it occurs in ``request.url``, after
+    the query schema stripped the parameters it does not know (webob rewrites QUERY_STRING):
+    a project id in an unknown parameter does not count."""
+    if project_id in req.path:
+        return True
+    if not req.query or project_id not in req.query:
+        return False
+    if kind in (router.SERVER_SHOW, router.FLAVOR_SHOW):
+        return False                    # no known parameters (2.102+: any is a 400)
+    if kind in (router.SERVERS_INDEX, router.SERVERS_DETAIL):
+        known = servers.known_params(minor)
+    elif kind in (router.FLAVORS_INDEX, router.FLAVORS_DETAIL):
+        known = flavors.KNOWN_PARAMS
+    else:
+        return True
+    try:
+        pairs = Query(req.query).pairs
+    except errors.ApiError:
+        return False                    # the handler answers this query's 400
+    return any(k in known and project_id in k + "=" + v for k, v in pairs)
 
 
 def _fast_path(app):

@@ -6,12 +6,31 @@ takes the last value, and blank values are kept.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_to_bytes, urlencode
 
 from fastnova.api.errors import bad_request
 
 MAX_LIMIT = 1000          # nova's [api] max_limit default
 _DIGITS = re.compile(r"^[0-9]+$")
+_SEPARATORS = re.compile(rb"[&;]")
+
+
+def parse_pairs(qs: str) -> list[tuple[str, str]]:
+    """(key, value) pairs as webob reads QUERY_STRING (compat.parse_qsl_text): "&" and ";" both
+    separate, empty pieces are dropped, "+" is a space, a piece without "=" has an empty value,
+    and escapes must decode as UTF-8: nova's query-schema decorator answers 400 "Query string is
+    not UTF-8 encoded" otherwise."""
+    raw = qs.encode("utf-8", "surrogateescape").replace(b"+", b" ")
+    pairs = []
+    try:
+        for piece in _SEPARATORS.split(raw):
+            if piece:
+                key, _, value = piece.partition(b"=")
+                pairs.append((unquote_to_bytes(key).decode("utf-8"),
+                              unquote_to_bytes(value).decode("utf-8")))
+    except UnicodeDecodeError:
+        raise bad_request("Query string is not UTF-8 encoded") from None
+    return pairs
 
 
 class Query:
@@ -20,8 +39,15 @@ class Query:
     __slots__ = ("pairs", "last")
 
     def __init__(self, qs: str):
-        self.pairs = parse_qsl(qs, keep_blank_values=True) if qs else []
+        self.pairs = parse_pairs(qs) if qs else []
         self.last = dict(self.pairs)
+
+    def dict_of_lists(self) -> dict[str, list[str]]:
+        """webob's MultiDict.dict_of_lists: what nova's query schemas validate."""
+        out: dict[str, list[str]] = {}
+        for key, value in self.pairs:
+            out.setdefault(key, []).append(value)
+        return out
 
     def getall(self, key: str) -> list[str]:
         return [v for k, v in self.pairs if k == key]

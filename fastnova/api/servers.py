@@ -11,10 +11,15 @@ from __future__ import annotations
 import orjson
 
 from fastnova import _ext
-from fastnova.api import errors
+from fastnova.api import errors, qschema
 from fastnova.api.query import Query, next_link
 from fastnova.query import params, plan
 from fastnova.store import layout as L
+
+
+def known_params(minor: int) -> frozenset:
+    """The list parameters nova's query schema keeps (it strips the others below 2.75)."""
+    return params.properties(minor)
 
 
 def role_bit(ctx) -> int:
@@ -22,6 +27,8 @@ def role_bit(ctx) -> int:
 
 
 def show(app, req, ctx, minor, route, links) -> bytes:
+    if req.query:       # the compiled fast path never answers a request with a query
+        qschema.show(Query(req.query), minor)
     uuid = route.arg
     with app.reader.begin() as txn:
         blob = app.reader.server_blob(txn, uuid.encode())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import orjson
 
-from fastnova.api import errors
+from fastnova.api import errors, qschema
 from fastnova.api.query import Query
 from fastnova.commands import quota, runtime
 
@@ -27,10 +27,14 @@ _NETWORK = ("floating_ips", "security_groups", "security_group_rules")
 async def index(app, req, ctx, minor, route, links):
     rt = runtime.get(app)
     q = Query(req.query)
+    if not route.legacy:        # nova's limits query schemas start at 2.1
+        qschema.limits(q, minor)
     project = ctx.project_id
     tenants = q.getall("tenant_id")
-    tenant = tenants[-1] if tenants else None
-    if tenant:
+    # nova: ``'tenant_id' in req.GET`` -- present, even empty, names the project (an empty one
+    # reports project '' to an admin) and needs the other-project policy.
+    if tenants:
+        tenant = tenants[-1]
         if not ctx.is_admin:
             raise errors.fault(403, "Policy doesn't allow os_compute_api:limits:other_project "
                                     "to be performed.")

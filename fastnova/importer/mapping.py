@@ -424,4 +424,14 @@ def api_flavor(row: dict, extra_specs: dict, projects: list) -> dict:
         "description": row.get("description"),
         "extra_specs": extra_specs,
         "projects": sorted(projects),
+        # What only ?sort_key= reads (fastnova.api.flavor_order): the row's internal id breaks
+        # ties as nova's paginate_query does.
+        "internal_id": row.get("id"),
+        "vcpu_weight": row.get("vcpu_weight"),
+        "created_at": _text(row.get("created_at")),
+        "updated_at": _text(row.get("updated_at")),
     }
+
+
+def _text(value):
+    return None if value is None else str(value)

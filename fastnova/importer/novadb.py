@@ -180,7 +180,7 @@ SELECT ah.host, am.value FROM aggregate_hosts ah
 CELLS = "SELECT id, uuid, name, database_connection FROM cell_mappings ORDER BY id"
 
 FLAVORS = """
-SELECT id, flavorid, name, memory_mb, vcpus, root_gb, ephemeral_gb, swap, rxtx_factor,
+SELECT id, flavorid, name, memory_mb, vcpus, root_gb, ephemeral_gb, swap, rxtx_factor, vcpu_weight,
        disabled, is_public, description, created_at, updated_at FROM flavors ORDER BY id"""
 FLAVOR_SPECS = "SELECT flavor_id, key, value FROM flavor_extra_specs ORDER BY flavor_id, key"
 FLAVOR_PROJECTS = "SELECT flavor_id, project_id FROM flavor_projects ORDER BY flavor_id"

@@ -3,8 +3,9 @@
 The steps follow nova's code path, each a few lines here:
 
 1. query schema (schemas/servers.py, per microversion): unknown keys are stripped below 2.75
-   and rejected from 2.75 ("Additional properties are not allowed"; nova's validator lets a
-   query made only of unknown keys through, and so does this); regex-format values must be
+   and rejected from 2.75 ("Additional properties are not allowed", jsonschema's own check:
+   the relaxed one that lets a query of only unknown keys through serves legacy v2 alone);
+   regex-format values must be
    non-empty and compile; changes-since/before must be ISO 8601; sort_key must be in the
    version's enum.
 2. servers.remove_invalid_options: an admin keeps every filter; a member keeps only the
@@ -23,6 +24,8 @@ The steps follow nova's code path, each a few lines here:
 from __future__ import annotations
 
 import datetime as _dt
+
+import iso8601
 
 from fastnova.api import errors
 from fastnova.query import filters as F
@@ -114,25 +117,24 @@ def bool_from_string(value: str, strict: bool = False) -> bool:
 
 
 def parse_isotime(value: str) -> _dt.datetime | None:
-    """oslo timeutils.parse_isotime (iso8601): an aware datetime, None when not ISO 8601."""
-    text = value.strip()
-    if len(text) < 10 or text[4:5] != "-":
-        return None
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
+    """oslo timeutils.parse_isotime: the iso8601 package's parse_date (an aware datetime, UTC
+    when the text has no zone), None when it refuses the text.  It takes "2025-1-1",
+    "20260213T114750Z" and "2026", and refuses a lower-case "z" and surrounding spaces."""
     try:
-        when = _dt.datetime.fromisoformat(text)
-    except ValueError:
+        return iso8601.parse_date(value)
+    except (iso8601.ParseError, TypeError, ValueError, OverflowError):
         return None
-    return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
 
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 def micros_of(when: _dt.datetime) -> int:
+    """Microseconds since the epoch, held to what the indexes' 8 unsigned bytes can order: a
+    time before 1970 compares as 1970 (every stored time is later)."""
     delta = when - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return min(max(micros, 0), (1 << 63) - 1)
 
 
 def _schema_error(key: str, value: str, message: str):
@@ -170,10 +172,13 @@ def _validate(q, minor: int):
     props = properties(minor)
     keys = list(dict.fromkeys(k for k, _v in q.pairs))
     extra = [k for k in keys if k not in props and not k.startswith("_")]
-    if minor >= 75 and extra and len(extra) != len(keys):
-        verb = "was" if len(extra) == 1 else "were"
-        raise errors.bad_request("Additional properties are not allowed (%s %s unexpected)"
-                                 % (", ".join(repr(k) for k in extra), verb))
+    if minor >= 75 and extra:
+        # jsonschema's additionalProperties, which nova runs unrelaxed from 2.1 on (the relaxed
+        # variant that lets a query of only unknown keys through is legacy v2's).  The schema
+        # has patternProperties ("^_"), so jsonschema says which keys match none of them.
+        verb = "does" if len(extra) == 1 else "do"
+        raise errors.bad_request("%s %s not match any of the regexes: '^_'"
+                                 % (", ".join(repr(k) for k in sorted(extra)), verb))
     enum = sort_enum(minor)
     for key, value in q.pairs:
         if key in _REGEX or (key in TAG_FILTERS and key in props):
@@ -186,8 +191,6 @@ def _validate(q, minor: int):
             raise _schema_error(key, value, "%r is not one of %r" % (value, list(enum)))
         elif key == "limit" and not (value.isdigit() and value.isascii()):
             raise _schema_error(key, value, "%r does not match '^[0-9]*$'" % value)
-    if minor >= 75 and extra and len(extra) == len(keys):
-        return keys
     return [k for k in keys if k in props or k.startswith("_")]
 
 
