@@ -146,7 +146,8 @@ class Keystone:
              "--workers", "1", "--threads", "4", "--worker-class", "gthread",
              "--no-control-socket", "--timeout", "120", "--chdir", self.root,
              "keystone_shim:application"],
-            env=self._env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
+            env=self._env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
+            preexec_fn=_die_with_parent)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -321,6 +322,30 @@ class Keystone:
         return doc["projects"][0]["id"] if doc["projects"] else self.create_project(name)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the test process dies, however it dies, so a
+    killed session leaves no keystone behind."""
+    import ctypes
+    import signal
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+
+
+def _drop_orphans() -> None:
+    """Databases of earlier sessions whose process is gone (killed before their clean-up)."""
+    import psycopg2
+    conn = psycopg2.connect(PG_DSN)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'ks\\_%'")
+            names = [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+    for name in names:
+        parts = name.split("_")
+        if len(parts) == 3 and parts[1].isdigit() and not os.path.exists("/proc/" + parts[1]):
+            _pg("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+
+
 def _me() -> str:
     import pwd
     return pwd.getpwuid(os.getuid()).pw_name
@@ -337,6 +362,7 @@ def start_keystone(log=print) -> Keystone:
     bin_dir = openstack_bin(log=log)
     root = tempfile.mkdtemp(prefix="fastnova-keystone-")
     database = "ks_%d_%s" % (os.getpid(), uuid.uuid4().hex[:8])
+    _drop_orphans()
     _pg("CREATE DATABASE %s" % database)
     ks = Keystone(bin_dir, root, database, free_port())
     try:
