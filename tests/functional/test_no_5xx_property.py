@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_commands_helpers import PROJECT, TOKEN, serve
+from tests.commands_support import PROJECT, TOKEN, serve
 
 ADMIN = "admin:" + PROJECT
 MEMBER = TOKEN
