@@ -12,8 +12,9 @@ id, the document with its links filled in) is written into one exactly-sized byt
 straight from the memory-mapped page.  No Python frame runs.
 
 Anything else (another path, a query string, a Content-Type, an Accept other than
-application/json, a memo miss, an unknown or foreign server, an error) returns None and the general path answers, so the two can never disagree:
-tests/test_fastpath.py compares their answers byte for byte.
+application/json, a memo miss, an unknown or foreign server, an error) returns None and the
+general path answers, so the two can never disagree: tests/unit/test_fastpath.py compares their
+answers byte for byte.
 """
 import logging
 import os
