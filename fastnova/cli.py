@@ -61,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="identity scheme; noauth trusts 'X-Auth-Token: USER:PROJECT'")
     s.add_argument("--public-endpoint", default=None, metavar="URL",
                    help="base of the links in documents (default: the client's Host)")
-    s.add_argument("--db-flavour", choices=["mysql", "postgresql"], default="mysql",
-                   help="answer name/regex filters and sorts as a nova on this database would: "
-                        "mysql (case-insensitive REGEXP, NULLs first) or postgresql")
+    s.add_argument("--db-flavour", choices=["mysql", "postgresql"], default=None,
+                   help="answer name/regex filters, sorts and server ids as a nova on this "
+                        "database would: mysql (case-insensitive) or postgresql (default: the "
+                        "database import-nova read the store from, else mysql)")
     s.add_argument("--upstream", default=None, metavar="URL",
                    help="nova-api to forward everything fastnova does not serve itself to "
                         "(default: answer those with nova's 501 fault)")

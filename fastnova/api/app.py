@@ -229,6 +229,8 @@ class App:
             if kind == router.NOT_SERVED:
                 raise errors.fault(501, "fastnova does not serve %s %s; configure an upstream "
                                         "nova-api for it." % (req.method, path))
+            if kind in _SERVER_ROUTES and rt.arg:
+                rt.arg = _canonical_arg(self.reader, rt.arg)
             segment = "/" + ctx.project_id if _project_in_url(req, kind, minor,
                                                               ctx.project_id) else ""
             links = self._links[self.host_url(req), rt.legacy, segment]
@@ -261,6 +263,22 @@ class App:
         if rt.legacy:
             return 1, b""
         return _unwrap(self._versions[req.mv_header, req.mv_legacy])
+
+
+_SERVER_ROUTES = frozenset((
+    router.SERVER_SHOW, router.SERVER_UPDATE, router.SERVER_DELETE, router.SERVER_ACTION,
+    router.METADATA_INDEX, router.METADATA_SHOW, router.METADATA_CREATE,
+    router.METADATA_UPDATE_ALL, router.METADATA_UPDATE, router.METADATA_DELETE,
+    router.TAGS_INDEX, router.TAG_CHECK, router.TAG_ADD, router.TAGS_UPDATE_ALL,
+    router.TAG_DELETE, router.TAGS_DELETE_ALL))
+
+
+def _canonical_arg(reader, arg):
+    """The route's server id as the configured database would match it (reader's
+    canonical_server_id): the id alone, or the first of (id, key)."""
+    if isinstance(arg, tuple):
+        return (reader.canonical_server_id(arg[0]),) + arg[1:]
+    return reader.canonical_server_id(arg)
 
 
 def _project_in_url(req: Request, kind: int, minor: int, project_id: str) -> bool:

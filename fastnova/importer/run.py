@@ -151,6 +151,13 @@ def _flush(new: StoreWriter, records: list):
             nb.upsert_server(rec)
 
 
+def source_flavour(url: str) -> str:
+    """The database flavour of a nova database URL: mysql (MySQL, MariaDB, Galera; any
+    SQLAlchemy dialect+driver) or postgresql."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    return "postgresql" if scheme in ("postgresql", "postgres") else "mysql"
+
+
 def import_nova(api_url: str, cell_urls, data_dir: str, settings: M.Settings | None = None,
                 with_deleted: bool = True, reload_pid: int | None = None,
                 out=None, batch: int = BATCH) -> ImportStats:
@@ -172,6 +179,7 @@ def import_nova(api_url: str, cell_urls, data_dir: str, settings: M.Settings | N
             S.close_all(dbs)
         with new.batch() as nb:
             nb.set_meta(L.META_SEQ, b"%d" % max_seq)
+            nb.set_meta(L.META_DB_FLAVOUR, source_flavour(api_url).encode())
         stats.generation = uuidlib.uuid4().hex
         result = swap.swap_in(data_dir, new, started_at, stats.generation)
         stats.carried = result["carried"]

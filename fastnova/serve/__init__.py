@@ -74,6 +74,35 @@ def fill_demo(data_dir: str, count: int, seed: int = 0) -> int:
     return 0
 
 
+def stored_flavour(data_dir: str) -> str:
+    """The database flavour import-nova recorded in the store (mysql when none is): read with
+    a read-only environment opened and closed here, before any worker forks."""
+    import lmdb
+    from fastnova.store import layout as L
+    from fastnova.store.writer import store_path
+    path = store_path(data_dir)
+    if not os.path.exists(os.path.join(path, "data.mdb")):
+        return "mysql"
+    try:
+        env = lmdb.open(path, readonly=True, lock=False, max_dbs=len(L.ALL_DBS) + 2,
+                        subdir=True)
+    except lmdb.Error:
+        return "mysql"
+    try:
+        with env.begin() as txn:
+            meta = env.open_db(L.DB_META, txn=txn, create=False)
+            found = txn.get(L.META_DB_FLAVOUR, db=meta)
+    except lmdb.Error:
+        found = None
+    finally:
+        env.close()
+    flavour = found.decode() if found else "mysql"
+    if found:
+        LOG.info("store: answering as nova on %s (recorded by import-nova; --db-flavour "
+                 "overrides)", flavour)
+    return flavour if flavour in ("mysql", "postgresql") else "mysql"
+
+
 def _seconds(args, name: str, env: str, default: float | None) -> float | None:
     value = getattr(args, name, None)
     if value is None:
@@ -95,7 +124,7 @@ def serve(args) -> int:
     options = SimpleNamespace(
         data_dir=args.data_dir, public_endpoint=args.public_endpoint,
         upstream=getattr(args, "upstream", None),
-        db_flavour=getattr(args, "db_flavour", "mysql"),
+        db_flavour=getattr(args, "db_flavour", None) or stored_flavour(args.data_dir),
         server_name="%s:%d" % ("localhost" if host in ("0.0.0.0", "::") else host,
                                listeners.port),
         header_timeout=_seconds(args, "header_timeout", "FASTNOVA_HEADER_TIMEOUT", None),

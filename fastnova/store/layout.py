@@ -84,6 +84,9 @@ ALL_DBS = (DB_SERVERS, DB_RECORDS, DB_QROWS, DB_INDEX, DB_COUNTS, DB_BY_CHANGED,
 SCHEMA_VERSION = 3
 UPGRADABLE = {2: "recount usage"}
 META_SCHEMA = b"schema_version"
+# The database nova ran on, as import-nova found it ("mysql" or "postgresql"): how its string
+# comparisons behave is what ``serve --db-flavour`` defaults to.
+META_DB_FLAVOUR = b"db_flavour"
 META_SEQ = b"seq"
 # Set in a store an import swapped out (fastnova.importer.swap): its writers must reopen.
 META_SUPERSEDED = b"superseded_by"

@@ -70,6 +70,19 @@ class StoreReader:
 
     # -- single documents ----------------------------------------------------------------------
 
+    def canonical_server_id(self, uuid: str) -> str:
+        """A server id from a request path as nova's database matches it.  nova finds a server
+        through its instance mapping and cell rows by ``uuid = :id``: MySQL's default
+        collations ignore case, so an upper-case id finds the server (and answers show the
+        stored lower-case id); PostgreSQL compares exactly (404).  Stored ids are nova's
+        lower-case ones, so on MySQL an id that differs only in case names the stored one."""
+        lowered = uuid.lower()
+        if self.db_flavour != MYSQL or lowered == uuid or not storable(uuid.encode()):
+            return uuid
+        with self.begin() as txn:
+            found = get(txn, lowered.encode(), self.records) is not None
+        return lowered if found else uuid
+
     def server_blob(self, txn, uuid: bytes) -> bytes | None:
         return get(txn, uuid, self.servers)
 

@@ -181,3 +181,21 @@ def test_accept_vnd_type_and_version(srv):
     assert status == 404 and ctype == VND
     status, ctype, body = _get(srv, "/", headers={"Accept": "application/json"})
     assert status == 200 and ctype == "application/json" and "versions" in json.loads(body)
+
+
+def test_upper_case_server_id_on_mysql_finds_the_server(srv):
+    """The default flavour is MySQL's (no import recorded another): its collation ignores case."""
+    sid = _server_id(srv)
+    shown = _ok(srv, "/v2.1/servers/" + sid.upper())["server"]
+    assert shown["id"] == sid
+    assert "metadata" in _ok(srv, "/v2.1/servers/%s/metadata" % sid.upper())
+    status, _ctype, _body = _get(srv, "/v2.1/servers/%s/tags" % sid.upper(), version="2.26")
+    assert status == 200
+
+
+def test_upper_case_server_id_on_postgresql_is_not_found():
+    with serve("--db-flavour", "postgresql", workers=1, demo=3) as pg:
+        sid = _server_id(pg)
+        assert _ok(pg, "/v2.1/servers/" + sid)["server"]["id"] == sid
+        assert _fault(pg, "/v2.1/servers/" + sid.upper(), 404) == \
+            "Instance %s could not be found." % sid.upper()
