@@ -98,8 +98,18 @@ def test_fast_path_declines_what_it_does_not_answer(store):
                 Request(path="/v2.1/servers/" + own, token=member, host="h",
                         mv_header="compute 2.5"),
                 Request(path="/v2.1/servers/" + own[:-1] + "%", token=member, host="h"),
-                Request(method="PUT", path="/v2.1/servers/" + own, token=member, host="h")):
+                Request(method="PUT", path="/v2.1/servers/" + own, token=member, host="h"),
+                # nova's 415, its vnd type, or a version: the general path decides
+                Request(path="/v2.1/servers/" + own, token=member, host="h",
+                        content_type="application/xml"),
+                Request(path="/v2.1/servers/" + own, token=member, host="h",
+                        accept="application/vnd.openstack.compute+json;version=2.1"),
+                Request(path="/v2.1/servers/" + own, token=member, host="h",
+                        query="foo=1")):
         assert app.fast.answer(req) is None
+    for accept in (None, "application/json", "*/*"):
+        assert app.fast.answer(Request(path="/v2.1/servers/" + own, token=member, host="h",
+                                       accept=accept)) is not None
 
 
 def test_fast_path_follows_a_reader_repointed_at_a_writer(tmp_path):

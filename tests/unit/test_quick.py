@@ -129,6 +129,9 @@ LEFT = [
     b"GET / HTTP/1.1\r\nX-A: \x01\r\n\r\n",                           # a control byte
     b"GET / HTTP/1.1\r\nX-A: caf\xc3\xa9\r\n\r\n",                    # obs-text
     b"GET /a b HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nContent-Type: application/xml\r\n\r\n",      # nova's 415
+    b"GET / HTTP/1.1\r\nAccept: application/vnd.openstack.compute+json\r\n\r\n",  # vnd type
+    b"GET / HTTP/1.1\r\nAccept: application/json;version=2.1\r\n\r\n",  # a version
 ]
 
 
