@@ -60,9 +60,11 @@ class StoreWriter:
         self.cache = RenderCache(render_cache) if render_cache > 0 else None
         with self.env.begin(write=True) as txn:
             found = txn.get(L.META_SCHEMA, db=self.dbs[L.DB_META])
+            if found is not None and int(found) == L.SCHEMA_VERSION:
+                return          # nothing written: opening a current store commits nothing
             if found is not None and int(found) in L.UPGRADABLE:
                 self._upgrade(txn, int(found))
-            elif found is not None and int(found) != L.SCHEMA_VERSION:
+            elif found is not None:
                 raise RuntimeError("store schema %s, this fastnova writes %d: rebuild the store"
                                    % (found.decode(), L.SCHEMA_VERSION))
             txn.put(L.META_SCHEMA, b"%d" % L.SCHEMA_VERSION, db=self.dbs[L.DB_META])
