@@ -1,6 +1,7 @@
 """One configuration (fastnova/config.py): flags, then environment, then files, then defaults."""
 import argparse
 import logging
+import os
 import subprocess
 import sys
 
@@ -44,6 +45,13 @@ username = nova
 password = kspass
 memcached_servers = mc1:11211
 """
+
+
+@pytest.fixture(autouse=True)
+def _no_installed_settings():
+    """cli.main installs its settings in this process: leave none behind for other tests."""
+    yield
+    config.uninstall()
 
 
 def _write(tmp_path, name, text):
@@ -153,14 +161,16 @@ def test_installed_settings_are_the_processes_and_switches_reach_subprocesses(mo
     assert config.current().edge_io is True
     monkeypatch.setenv("FASTNOVA_EDGE_IO", "0")
     assert config.current().edge_io is False      # not installed: read afresh (tests)
+    before = os.environ.get("FASTNOVA_PURE")
     try:
         s = config.install(config.load(_parse("serve"), environ={"FASTNOVA_PURE": "yes"}))
         assert config.current() is s and s.pure is True
-        import os
         assert os.environ["FASTNOVA_PURE"] == "1"
     finally:
         config.uninstall()
-        monkeypatch.delenv("FASTNOVA_PURE", raising=False)
+        os.environ.pop("FASTNOVA_PURE", None)     # install's, not monkeypatch's, to undo
+        if before is not None:
+            os.environ["FASTNOVA_PURE"] = before
 
 
 @pytest.mark.parametrize("level", ["debug", "DEBUG", "Info", "warn", "error"])
@@ -204,7 +214,6 @@ def test_version_and_help_are_clean():
 
 
 def test_every_key_is_documented():
-    import os
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "operations.md")).read()
     for opt in options.OPTS:
         assert "| `%s` |" % opt.name in doc and "`%s`" % opt.env in doc, opt.name
