@@ -71,7 +71,7 @@ def show(app, req, ctx, minor, route, links) -> bytes:
 def listing(app, req, ctx, minor, route, links, detail: bool) -> bytes:
     q = Query(req.query)
     kept = qschema.flavors_index(q, minor)
-    limit, marker = limit_and_marker(q)
+    limit, marker = limit_and_marker(q, app.max_limit)
     view = L.VIEW_DETAIL if detail else L.VIEW_INDEX
     visible = _list_filter(q, ctx)
     wanted = _filters(q, minor, app.reader.db_flavour)
