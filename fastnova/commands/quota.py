@@ -3,7 +3,8 @@
 Usage is counted as nova counts it since Pike (no reservations): the project's servers that are
 neither deleted nor soft-deleted, their vCPUs and RAM.  The writer keeps those counts in the same
 transaction as every change (fastnova.store.usage), so a lookup costs the same at 10 servers and
-at 1,000,000; they are exact for what this host's store holds.  A project's override lives in the store's meta database (``quota:<project_id>`` -> JSON).
+at 1,000,000; they are exact for what this host's store holds.  A project's override lives in
+the store's meta database (``quota:<project_id>`` -> JSON).
 """
 from __future__ import annotations
 
