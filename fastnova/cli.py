@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--upstream", default=None, metavar="URL",
                    help="nova-api to forward everything fastnova does not serve itself to "
                         "(default: answer those with nova's 501 fault)")
+    s.add_argument("--commands", choices=["local", "upstream", "nova"], default="local",
+                   help="where POST/PUT/PATCH/DELETE and server actions go: local (fastnova "
+                        "takes them; default), upstream (the --upstream nova-api takes them, "
+                        "the store shows what it accepted), nova (not implemented yet)")
     s.add_argument("--timeout", type=float, default=30.0,
                    help="seconds without a heartbeat before a worker is replaced")
     s.add_argument("--graceful-timeout", type=float, default=None, metavar="S",

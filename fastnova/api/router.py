@@ -38,6 +38,15 @@ NOVA_COLLECTIONS = frozenset((
 ))
 
 
+# Sub-resources of a server in nova 34 (nova/api/openstack/compute/routes.py): one fastnova does
+# not serve is nova's (forwarded, or 501); any other name is webob's plain 404, as nova answers.
+NOVA_SERVER_SUBS = frozenset((
+    "action", "metadata", "tags", "ips", "diagnostics", "migrations", "os-instance-actions",
+    "os-interface", "os-security-groups", "os-server-password", "os-volume_attachments",
+    "remote-consoles", "topology", "shares", "consoles", "os-virtual-interfaces",
+))
+
+
 class Route:
     __slots__ = ("kind", "legacy", "project_id", "arg")
 
@@ -102,6 +111,8 @@ def _command_kind(method: str, segs: list[str], arg):
     head, n = segs[0], len(segs)
     if head == "limits" and n == 1 and method == "GET":
         return LIMITS, None
+    if head == "servers" and n >= 3 and segs[2] not in NOVA_SERVER_SUBS:
+        return NO_ROUTE, arg
     if head != "servers" or n == 1 and method != "POST" or n > 4:
         return NOT_SERVED, arg
     if n == 1:

@@ -54,6 +54,7 @@ class Config:
     db_schema: str | None = None         # PostgreSQL schema (tests use one per run)
     amqp: bool = False                   # a forwarder takes the outbox to RabbitMQ
     sim_step: float = 0.2                # embedded simulated cell: seconds per step
+    front: bool = False                  # --commands upstream: nova takes commands, no cell here
     recover_settle: float = dataclasses.field(      # fastnova.db.recover.SETTLE
         default_factory=lambda: float(os.environ.get("FASTNOVA_RECOVER_SETTLE", "5")))
 
@@ -115,7 +116,7 @@ class Runtime:
         self.reader = reader
         self.committer = Committer(self.writer)
         self.sim = None
-        if not cfg.amqp:
+        if not cfg.amqp and not cfg.front:
             from fastnova.simcell import EmbeddedCell
             self.sim = EmbeddedCell(self, cfg.sim_step)
         self.db = None
