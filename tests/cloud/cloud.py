@@ -6,8 +6,9 @@ URLs, credentials, the image and flavors the tests boot from, and each service's
 Any service that does not start raises ``procs.ServiceFailed`` with its log.  ``Cloud.stop()``
 ends every process and drops the databases and the vhost.
 
-``keystone`` is any object with ``url`` (the v3 endpoint), ``admin_password`` and ``region``
-(the keystone fixture's).  Python for the services comes from the shared venv
+``keystone`` is the keystone fixture's object (tests/cloud/keystone.py): its ``url`` (the v3
+endpoint) is used, with the admin password and region of that module unless the object carries
+``admin_password`` / ``region`` itself.  Python for the services comes from the shared venv
 (tests/cloud/venv.py): OPENSTACK_REQUIREMENTS.
 """
 from __future__ import annotations
@@ -30,6 +31,19 @@ OPENSTACK_REQUIREMENTS = ["keystone==30.0.0", "nova==34.0.0", "openstack-placeme
 SERVICE_PASSWORD = "service-secret"
 DEMO_USER, DEMO_PROJECT, DEMO_PASSWORD = "demo", "demo", "demo-secret"
 FLAVORS = (("1", "m1.tiny", 512, 1, 1), ("2", "m1.small", 1024, 1, 2))
+
+
+class KeystoneRef:
+    """What the cloud needs of keystone: its v3 URL, the admin password and the region."""
+
+    def __init__(self, keystone):
+        self.url = keystone.url.rstrip("/")
+        self.admin_password = getattr(keystone, "admin_password", None)
+        self.region = getattr(keystone, "region", None)
+        if self.admin_password is None or self.region is None:
+            from tests.cloud import keystone as module
+            self.admin_password = self.admin_password or module.ADMIN_PASSWORD
+            self.region = self.region or module.REGION
 
 
 class Cloud:
@@ -102,6 +116,7 @@ class Cloud:
 def start_cloud(keystone, workdir: Path, log=print) -> Cloud:
     began = time.monotonic()
     bin_dir = ensure_venv("openstack", OPENSTACK_REQUIREMENTS, log=log)
+    keystone = KeystoneRef(keystone)
     cloud = Cloud(keystone, workdir, bin_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     try:

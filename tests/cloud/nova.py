@@ -10,6 +10,7 @@ off (no proxies run).  Every service reads one ``nova.conf``.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.cloud import procs
@@ -82,16 +83,28 @@ os_region_name = %(region)s
 
 
 def setup_databases(bin_dir: Path, cfg: Path, dbs, vhost, log: Path, env: dict):
-    """nova-manage, in nova's documented order (the services start after this)."""
+    """nova-manage: the schemas, then the cell mappings (the services start after this).
+
+    The three schema migrations are independent (``db sync --local_cell`` migrates only the
+    ``[database]`` it is given), so they run side by side: about a minute less than nova's
+    documented one-after-the-other order on a busy 2-core machine."""
     for name in ("nova_api", "nova_cell0", "nova_cell1"):
         dbs.create(name)
+    (cfg / "cell0.conf").write_text("[database]\nconnection = %s\n" % dbs.url("nova_cell0"))
     manage = [str(bin_dir / "nova-manage"), "--config-file", str(cfg / "nova.conf")]
-    procs.run(manage + ["api_db", "sync"], log, env)
-    procs.run(manage + ["cell_v2", "map_cell0", "--database_connection",
-                        dbs.url("nova_cell0")], log, env)
-    procs.run(manage + ["cell_v2", "create_cell", "--name", "cell1", "--database_connection",
-                        dbs.url("nova_cell1"), "--transport-url", vhost.url()], log, env)
-    procs.run(manage + ["db", "sync"], log, env)
+    _together(log, env, manage + ["api_db", "sync"], manage + ["db", "sync", "--local_cell"],
+              manage + ["--config-file", str(cfg / "cell0.conf"), "db", "sync", "--local_cell"])
+    _together(log, env,
+              manage + ["cell_v2", "map_cell0", "--database_connection", dbs.url("nova_cell0")],
+              manage + ["cell_v2", "create_cell", "--name", "cell1", "--database_connection",
+                        dbs.url("nova_cell1"), "--transport-url", vhost.url()])
+
+
+def _together(log: Path, env: dict, *commands):
+    with ThreadPoolExecutor(len(commands)) as pool:
+        for done in [pool.submit(procs.run, cmd, log.with_suffix(".%d.log" % i), env)
+                     for i, cmd in enumerate(commands)]:
+            done.result()
 
 
 def start_services(bin_dir: Path, cfg: Path, sock, workdir: Path, env: dict) -> dict:
