@@ -17,31 +17,36 @@ next GET, on any worker, reads its own write:
 * other server actions: one GET of the server, whose state, task and lock fields are written,
   unless the store already holds a later save of it.
 
-Versions (fastnova/importer/versions.py): a write here takes the stored version + 1, inside the
-write transaction, so it lands over what the store had, and every later notification (whose
-version comes from a later ``updated_at``, micro-second resolution) still wins.  A create is
-written at its ``updated`` second with tiebreak 0, below every notification of that server.  The
-residual race: a notification of the *same* second with the next tiebreak, or another client's
-change applied between nova's answer and this write, can be overwritten until the server's next
-notification or ``reconcile`` (docs/deploy.md).
+Versions (fastnova/importer/versions.py): a write here is versioned as a notification of the
+server's ``updated`` (from nova's answer, else the second nova answered in) emitted when nova
+answered, less one, and is written only if that is newer than the store's version (or the
+store's version is this mode's own previous write: a meta mark per server says so).  nova's notifications carry ``updated_at``
+in whole seconds, as its API does, so within one second they are ordered by emission time, and
+this write takes its place among them: a notification emitted after nova answered wins over it,
+and one emitted before it (whose change nova's answer already shows) loses.  When the store
+already holds a newer version, it learnt of the change from nova's own notification first.  The
+residual risk is the ordering's own (docs/import.md): clocks of the API host and nova's hosts
+apart by more than the gap between two changes.
 
 A failure here (nova's GET failing, a store error) is logged and does not fail the command: nova
 has accepted it, and notifications or ``reconcile`` bring the store up to date.
 """
 from __future__ import annotations
 
+import datetime
 import logging
 import orjson
 
 from fastnova.api import router
 from fastnova.commands import runtime
-from fastnova.importer.versions import db_version
+from fastnova.importer.versions import notification_version
 from fastnova.record import canonical_time
 
 LOG = logging.getLogger("fastnova.front")
 
 # Reads fastnova would answer from a store that nova's own state overrules (quotas live in nova).
 FORWARDED_READS = frozenset((router.LIMITS,))
+_MARK = b"front_version:"       # meta: the version front mode last wrote for a server
 _AUTH_HEADERS = (b"x-auth-token", b"x-service-token", b"x-openstack-request-id")
 _ACTION_FIELDS = ("vm_state", "task_state", "power_state", "locked", "locked_reason",
                   "updated_at", "fault", "flavor")
@@ -70,7 +75,7 @@ async def _write_through(app, req, rt, answer):
         return await _created(app, req, answer)
     if kind == router.SERVER_UPDATE:
         doc = _json(answer.body).get("server") or {}
-        return await _patch(app, rt.arg, _renamed(doc))
+        return await _patch(app, rt.arg, _renamed(doc), doc.get("updated"))
     if kind == router.SERVER_DELETE:
         return await _patch(app, rt.arg, {"task_state": "deleting"})
     if kind in _SUB_KINDS:
@@ -79,25 +84,31 @@ async def _write_through(app, req, rt, answer):
     if kind == router.SERVER_ACTION:
         doc = await _fetch(app, req, rt.arg)
         if doc is not None:
-            return await _patch(app, rt.arg, _action_fields(doc), newer_than=doc.get("updated"))
+            return await _patch(app, rt.arg, _action_fields(doc), doc.get("updated"))
 
 
 # -- the store writes ---------------------------------------------------------------------------
 
-async def _patch(app, sid, changes, newer_than=None):
-    """Patch a live stored server at stored version + 1 (``changes``: a dict, or a function of
-    the stored record giving one).  Nothing when the store does not know the server, or holds a
-    save later than ``newer_than`` (nova's ``updated``, whole seconds)."""
+async def _patch(app, sid, changes, updated=None):
+    """Patch a live stored server (``changes``: a dict, or a function of the stored record giving
+    one), versioned as a notification of ``updated`` emitted now (module doc).  Nothing when the
+    store does not know the server or has a newer version from nova."""
+    emitted = _now()
+
     def change(batch):
         old = batch.get_record(sid)
         if old is None or old.get("deleted"):
             return False
-        if newer_than and (old.get("updated_at") or "")[:19] > newer_than[:19]:
-            return False
+        version = _version(updated or emitted[:19], emitted)
+        if version <= old["version"]:
+            if batch.get_meta(_MARK + sid.encode()) != b"%d" % old["version"]:
+                return False            # nova's notification is newer: it has the change
+            version = old["version"] + 1    # only our own write of the same instant is newer
         patch = changes(old) if callable(changes) else changes
-        if not patch:
+        if not patch or not batch.patch_server(sid, version, patch):
             return False
-        return batch.patch_server(sid, old["version"] + 1, patch)
+        batch.set_meta(_MARK + sid.encode(), b"%d" % version)
+        return True
     return await runtime.get(app).write(change)
 
 
@@ -140,7 +151,7 @@ def record_from_server(doc: dict, body: dict) -> dict:
         "id": doc["id"], "name": doc.get("name") or "", "project_id": doc["tenant_id"],
         "user_id": doc["user_id"], "created_at": canonical_time(doc["created"]),
         "updated_at": _time(doc.get("updated")),
-        "version": db_version(doc.get("updated"), doc["created"]),
+        "version": _version(doc.get("updated") or doc["created"], _now()),
         "flavor": {"id": _last_segment(body.get("flavorRef") or flavor.get("id") or ""),
                    "name": flavor.get("original_name") or "", "vcpus": flavor.get("vcpus", 0),
                    "ram": flavor.get("ram", 0), "disk": flavor.get("disk", 0),
@@ -252,6 +263,16 @@ def _fault(fault):
         return None
     return {"code": fault.get("code"), "message": fault.get("message"),
             "details": fault.get("details"), "created": _time(fault.get("created"))}
+
+
+def _version(updated, emitted) -> int:
+    """A notification's version less one: a notification emitted in the same instant (the same
+    log-scale bucket) is preferred to this write."""
+    return notification_version(updated, emitted) - 1
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None).isoformat()
 
 
 def _time(value):

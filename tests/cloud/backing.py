@@ -64,10 +64,15 @@ class Databases:
 class Vhost:
     """A RabbitMQ vhost of this cloud, guest allowed everything in it."""
 
-    def __init__(self, tag: str):
+    def __init__(self, tag: str, create: bool = True):
         self.name = tag
-        _rabbitmqctl("add_vhost", self.name)
-        _rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+        if create:
+            _rabbitmqctl("add_vhost", self.name)
+            _rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+
+    @classmethod
+    def existing(cls, name: str) -> "Vhost":
+        return cls(name, create=False)
 
     def url(self, scheme: str = "rabbit") -> str:
         return "%s://guest:guest@%s/%s" % (scheme, RABBIT, self.name)

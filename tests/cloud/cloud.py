@@ -9,7 +9,7 @@ ends every process and drops the databases and the vhost.
 ``keystone`` is the keystone fixture's object (tests/cloud/keystone.py): its ``url`` (the v3
 endpoint) is used, with the admin password and region of that module unless the object carries
 ``admin_password`` / ``region`` itself.  Python for the services comes from the shared venv
-(tests/cloud/venv.py): OPENSTACK_REQUIREMENTS.
+(tests/cloud/venv.py, OPENSTACK_REQUIREMENTS).
 """
 from __future__ import annotations
 
@@ -23,11 +23,7 @@ from pathlib import Path
 
 from tests.cloud import backing, glance, nova, placement, procs
 from tests.cloud.catalog import Identity
-from tests.cloud.venv import ensure_venv
-
-OPENSTACK_REQUIREMENTS = ["keystone==30.0.0", "nova==34.0.0", "openstack-placement==16.0.0",
-                          "glance==33.0.0", "gunicorn", "psycopg2-binary",
-                          "python-openstackclient"]
+from tests.cloud.venv import openstack_bin
 SERVICE_PASSWORD = "service-secret"
 DEMO_USER, DEMO_PROJECT, DEMO_PASSWORD = "demo", "demo", "demo-secret"
 FLAVORS = (("1", "m1.tiny", 512, 1, 1), ("2", "m1.small", 1024, 1, 2))
@@ -95,6 +91,28 @@ class Cloud:
     def cell_db_urls(self) -> list[str]:
         return [_libpq(self.dbs.url("nova_cell0")), _libpq(self.dbs.url("nova_cell1"))]
 
+    def describe(self, path: str):
+        """Write what a test needs of this cloud to ``path`` (JSON), for ``described``."""
+        Path(path).write_text(json.dumps({
+            "keystone": vars(self.keystone), "nova_url": self.nova_url, "tag": self.tag,
+            "vhost": self.vhost.name, "image_id": self.image_id,
+            "demo_project_id": self.demo_project_id, "timings": self.timings}))
+
+    @classmethod
+    def described(cls, path: str) -> "Cloud":
+        """A cloud another process runs (``python -m tests.cloud.cloud PATH``): stop() leaves
+        it running."""
+        doc = json.loads(Path(path).read_text())
+        ref = KeystoneRef.__new__(KeystoneRef)
+        vars(ref).update(doc["keystone"])
+        cloud = cls(ref, Path(path).parent, None)
+        cloud.tag, cloud.dbs = doc["tag"], backing.Databases(doc["tag"])
+        cloud.vhost = backing.Vhost.existing(doc["vhost"])
+        cloud.nova_url, cloud.image_id = doc["nova_url"], doc["image_id"]
+        cloud.demo_project_id, cloud.timings = doc["demo_project_id"], doc["timings"]
+        cloud.stop = lambda: None
+        return cloud
+
     def report(self) -> str:
         return "cloud start-up: " + ", ".join(
             "%s %.1f s" % kv for kv in self.timings.items())
@@ -115,7 +133,7 @@ class Cloud:
 
 def start_cloud(keystone, workdir: Path, log=print) -> Cloud:
     began = time.monotonic()
-    bin_dir = ensure_venv("openstack", OPENSTACK_REQUIREMENTS, log=log)
+    bin_dir = openstack_bin(log=log)
     keystone = KeystoneRef(keystone)
     cloud = Cloud(keystone, workdir, bin_dir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -241,3 +259,28 @@ def _token(url: str, user: str, password: str, project: str) -> str:
 def _libpq(url: str) -> str:
     """SQLAlchemy's postgresql+psycopg2:// as psycopg2's own postgresql:// URL."""
     return url.replace("postgresql+psycopg2://", "postgresql://", 1)
+
+
+def _serve_forever(path: str) -> int:
+    """``python -m tests.cloud.cloud PATH``: keystone and the cloud, up until TERM/INT."""
+    import signal
+    from tests.cloud.keystone import drop, start_keystone
+    keystone = start_keystone(log=print)
+    cloud = None
+    try:
+        cloud = start_cloud(keystone, Path(path).parent / ("cloud-" + Path(path).stem))
+        cloud.describe(path)
+        print("cloud up; FASTNOVA_CLOUD=%s (TERM to stop)" % path, flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if cloud is not None:
+            cloud.stop()
+        drop(keystone)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_serve_forever(sys.argv[1]))

@@ -6,8 +6,14 @@
 Started once per test session, on first use; each service's start-up time is printed when it is
 up and again in the session's summary.  A service that will not start fails every test that uses
 the cloud, with that service's log in the error.
+
+For working on these tests: ``python -m tests.cloud.cloud /tmp/cloud.json`` starts keystone and
+the cloud and keeps them up (until TERM); ``FASTNOVA_CLOUD=/tmp/cloud.json pytest …`` then uses
+that cloud instead of starting one (about three minutes saved per run).
 """
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -15,8 +21,12 @@ TIMINGS: list[str] = []
 
 
 @pytest.fixture(scope="session")
-def nova_cloud(keystone, tmp_path_factory, request):
-    from tests.cloud.cloud import start_cloud
+def nova_cloud(tmp_path_factory, request):
+    from tests.cloud.cloud import Cloud, start_cloud
+    if os.environ.get("FASTNOVA_CLOUD"):
+        yield Cloud.described(os.environ["FASTNOVA_CLOUD"])
+        return
+    keystone = request.getfixturevalue("keystone")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
 
     def log(msg):
