@@ -31,6 +31,7 @@ import os
 import socket
 
 from fastnova.outbound import outbox
+from fastnova.config import current as current_settings
 from fastnova.api import errors
 
 LOG = logging.getLogger("fastnova.commands")
@@ -56,7 +57,7 @@ class Config:
     sim_step: float = 0.2                # embedded simulated cell: seconds per step
     front: bool = False                  # --commands upstream: nova takes commands, no cell here
     recover_settle: float = dataclasses.field(      # fastnova.db.recover.SETTLE
-        default_factory=lambda: float(os.environ.get("FASTNOVA_RECOVER_SETTLE", "5")))
+        default_factory=lambda: current_settings().recover_settle)
 
 
 _CONFIG = Config()
