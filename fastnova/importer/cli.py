@@ -12,8 +12,8 @@ LOG = logging.getLogger("fastnova.importer")
 
 def _common(p, default_data_dir: str):
     p.add_argument("--api-db", required=True, metavar="URL",
-                   help="nova's API database (postgresql:// or nova.conf's "
-                        "postgresql+psycopg2:// connection)")
+                   help="nova's API database: nova.conf's connection URL "
+                        "(postgresql+psycopg2://… or mysql+pymysql://…)")
     p.add_argument("--cell-db", action="append", default=[], metavar="URL",
                    help="a cell database (repeat per cell, cell0 included); default: every "
                         "cell_mappings row of the API database")
