@@ -187,6 +187,13 @@ SELECT uuid, id, created_at, updated_at, deleted_at, deleted, user_id, project_i
  WHERE hidden IS NOT TRUE AND (deleted = 0 OR %(with_deleted)s)
  ORDER BY {B}uuid{C}"""
 
+COUNT_INSTANCES = """
+SELECT COUNT(*) AS n FROM instances
+ WHERE hidden IS NOT TRUE AND (deleted = 0 OR %(with_deleted)s)"""
+
+COUNT_BUILD_REQUESTS = """
+SELECT COUNT(*) AS n FROM build_requests WHERE instance_uuid IS NOT NULL"""
+
 EXTRA = """
 SELECT instance_uuid, deleted, flavor, trusted_certs FROM instance_extra
  ORDER BY {B}instance_uuid{C}, deleted, id DESC"""
