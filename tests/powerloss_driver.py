@@ -1,4 +1,4 @@
-"""``cellfeed run`` under a power-loss model of its file layer (tests/test_cellfeed_powerloss.py).
+"""``cellfeed run`` under a power-loss model of its file layer (tests/integration/test_cellfeed_powerloss.py).
 
     python -m tests.powerloss_driver LOG_DIR MUTATION -- <cellfeed run arguments>
 

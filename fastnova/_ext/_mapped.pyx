@@ -41,7 +41,7 @@ Two things make a cold page cheaper, which is what a show in a 1,000,000-server 
   the binary search and the copy: +3.5%, paired.
 
 LMDB's on-disk format (data version 1) has not changed since 2012; ``MappedDB`` refuses any
-other version.  tests/test_mapped.py compares every read with py-lmdb's over random stores, under
+other version.  tests/unit/test_mapped.py compares every read with py-lmdb's over random stores, under
 a writer committing in another process, and with damaged pages.
 """
 import os
@@ -129,9 +129,10 @@ cdef inline int _cmp(const uint8_t* a, size_t alen, const char* b, size_t blen) 
     return -1 if alen < blen else (1 if alen > blen else 0)
 
 
-# FASTNOVA_HUGEPAGES=0: no MADV_HUGEPAGE (a store much larger than memory, where a 2 MB read
-# per miss would be waste).
-cdef bint HUGEPAGES = os.environ.get("FASTNOVA_HUGEPAGES", "1") != "0"
+# hugepages off (FASTNOVA_HUGEPAGES=0): no MADV_HUGEPAGE (a store much larger than memory,
+# where a 2 MB read per miss would be waste).
+from fastnova.config import current as _settings
+cdef bint HUGEPAGES = _settings().hugepages
 
 
 cdef class MappedDB:

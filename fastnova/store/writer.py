@@ -14,6 +14,7 @@ from operator import itemgetter
 import lmdb
 import orjson
 
+from fastnova._ext import compiled
 from fastnova.query import row as qrow
 from fastnova.record import merge, normalize
 from fastnova.store import layout as L
@@ -289,7 +290,7 @@ class Batch:
         """Render, index and put every server pending in this batch, once each, as the last
         of its writes would have: every view part, query row field and index entry is a pure
         function of the record, so what the earlier writes would have put is either rewritten
-        by the last one or equal to it (tests/test_writer_coalesce.py compares the bytes)."""
+        by the last one or equal to it (tests/unit/test_writer_coalesce.py compares the bytes)."""
         pending = self._pending
         if not pending:
             return
@@ -457,11 +458,5 @@ def index_entries_pure(rec: dict) -> dict:
     return out
 
 
-# FASTNOVA_PURE=1 selects the twin; FASTNOVA_REQUIRE_EXT=1 makes a missing build an error.
-index_entries = index_entries_pure
-if os.environ.get("FASTNOVA_PURE") != "1":
-    try:
-        from fastnova._ext._rows import index_entries  # noqa: F811
-    except ImportError:
-        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
-            raise
+# The compiled twin unless the pure one is chosen (fastnova._ext.compiled decides).
+index_entries = compiled("_rows", "index_entries") or index_entries_pure
