@@ -159,6 +159,15 @@ def test_import_then_reconcile_match_nova_field_by_field(cloud, tokens, tmp_path
     sees (no feed runs here) is repaired by reconcile."""
     nova = cloud.compute_url
     made = [_boot(nova, cloud, tokens.nova, "imp-%d" % i) for i in range(3)]
+    try:
+        _import_then_reconcile(cloud, tokens, tmp_path, nova, made)
+    finally:                    # the demo project's quota is nova's default: 10 servers
+        for sid in made:
+            call(nova, "POST", "/servers/%s/action" % sid, tokens.nova, {"unlock": None})
+            call(nova, "DELETE", "/servers/" + sid, tokens.nova)
+
+
+def _import_then_reconcile(cloud, tokens, tmp_path, nova, made):
     for sid in made:
         wait_for(lambda: _status(nova, sid, tokens.nova) == "ACTIVE", 120, "nova: ACTIVE")
     call(nova, "PUT", "/servers/%s/tags/red" % made[0], tokens.nova, version="2.26")
