@@ -71,10 +71,10 @@ _LINGER_ZERO = struct.pack("ii", 1, 0)
 
 cdef enum:
     MAX_EVENTS = 256
-    READ_SIZE = 262144           # one read; a request is far smaller (EAGAIN is EWOULDBLOCK here)
+    READ_SIZE = 16384            # one read (see the docstring; EAGAIN is EWOULDBLOCK here)
     READS_PER_TURN = 16
-HIGH_WATER = 65536
-LOW_WATER = 16384
+HIGH_WATER = 16384
+LOW_WATER = 4096
 
 
 cdef class EdgePoller:
