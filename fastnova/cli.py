@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keepalive-timeout", type=float, default=None, metavar="S",
                    help="idle keep-alive connections close after S seconds (default 75, or "
                         "$FASTNOVA_KEEPALIVE_TIMEOUT)")
+    s.add_argument("--max-connections", type=int, default=None, metavar="N",
+                   help="open connections per worker; at N it stops accepting until one "
+                        "closes (clients wait in the backlog). Default: the descriptor limit "
+                        "(ulimit -n) less an eighth, or $FASTNOVA_MAX_CONNECTIONS")
     s.add_argument("--log-level", default="INFO")
     _add_command_options(s)
     d = sub.add_parser("demo", help="fill a store with N demo servers and exit")

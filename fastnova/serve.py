@@ -9,6 +9,7 @@ environment (so tests can make them short without new flags):
   FASTNOVA_HEADER_TIMEOUT     a request must be complete this long after it starts (30 s) -> 408
   FASTNOVA_KEEPALIVE_TIMEOUT  idle keep-alive connection, or a client not reading (75 s)
   FASTNOVA_GRACEFUL_TIMEOUT   TERM/HUP/TTOU: how long a worker may drain (30 s)
+  FASTNOVA_MAX_CONNECTIONS    open connections per worker (fastnova/worker.py: max_connections)
 """
 from __future__ import annotations
 
@@ -77,6 +78,13 @@ def _seconds(args, name: str, env: str, default: float | None) -> float | None:
     return float(value) if value not in (None, "") else default
 
 
+def _count(args, name: str, env: str) -> int | None:
+    value = getattr(args, name, None)
+    if value is None:
+        value = os.environ.get(env)
+    return int(value) if value not in (None, "") else None
+
+
 def serve(args) -> int:
     if args.auth == "noauth":
         LOG.warning("identity: noauth trusts the client: 'X-Auth-Token: USER:PROJECT' is "
@@ -96,6 +104,7 @@ def serve(args) -> int:
                                listeners.port),
         header_timeout=_seconds(args, "header_timeout", "FASTNOVA_HEADER_TIMEOUT", None),
         keepalive_timeout=_seconds(args, "keepalive_timeout", "FASTNOVA_KEEPALIVE_TIMEOUT", None),
+        max_connections=_count(args, "max_connections", "FASTNOVA_MAX_CONNECTIONS"),
         graceful_timeout=graceful)
     return Master(listeners, options, args.workers, timeout=args.timeout,
                   graceful_timeout=graceful, children=command_children(args)).run()

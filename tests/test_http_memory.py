@@ -121,3 +121,44 @@ def test_clients_that_pipeline_and_never_read_cost_each_worker_under_64_mb(many_
             for s in socks:
                 s.close()
         assert srv.worker_pids() == set(pids), srv.log()[-2000:]
+
+
+def _accept_queue(port):
+    """Connections waiting in the accept queue of the listening socket(s) on port (the rx_queue
+    column of a LISTEN line in /proc/net/tcp)."""
+    waiting = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":
+                waiting += int(fields[4].split(":")[1], 16)
+    return waiting
+
+
+@pytest.mark.parametrize("edge_io", ["1", "0"], ids=["edge", "uvloop"])
+def test_at_its_connection_limit_a_worker_leaves_new_clients_in_the_backlog(edge_io):
+    """--max-connections 3: a fourth client is not accepted (it waits in the listening socket's
+    queue, as with nova-api's eventlet pool) and is served once one of the three closes."""
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    with running_server(workers=1, demo=0, extra_args=["--max-connections", "3"],
+                        env={"FASTNOVA_EDGE_IO": edge_io}) as srv:
+        first = [socket.create_connection((srv.host, srv.port), timeout=10) for _ in range(3)]
+        for s in first:
+            s.sendall(request)
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+        late = socket.create_connection((srv.host, srv.port), timeout=10)
+        try:
+            late.sendall(request)
+            srv.wait_for(lambda: _accept_queue(srv.port) == 1, 10, "the fourth client queued")
+            srv.wait_for(lambda: "3 connections, its limit" in srv.log(), 10, "the limit logged")
+            late.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                late.recv(1)
+            first.pop().close()
+            late.settimeout(10)
+            assert late.recv(65536).startswith(b"HTTP/1.1 200 ")
+            assert _accept_queue(srv.port) == 0
+        finally:
+            late.close()
+            for s in first:
+                s.close()

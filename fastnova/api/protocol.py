@@ -40,6 +40,12 @@ from fastnova._ext import compiled
 LOG = logging.getLogger("fastnova.http")
 
 SLICE = 16384                    # bytes fed to httptools at once (see module docstring)
+# Per connection: the most one read takes (what may be held), and the write buffer's marks
+# (fastnova/_ext/_edge.pyx has the same; the worker sets them on uvloop's transports).  The
+# kernel's socket buffers absorb bursts; more here only grows a worker for clients not reading.
+READ_SIZE = 16384
+WRITE_HIGH = 16384
+WRITE_LOW = 4096
 
 _CANNED = {
     400: b"Bad Request", 408: b"Request Timeout", 413: b"Request Entity Too Large",
