@@ -11,13 +11,14 @@ import orjson
 
 from fastnova.api import errors
 from fastnova.store import layout as L
+from fastnova.store.reader import get
 
 META_QUOTA = b"quota:"
 
 
 def limits(rt, txn, project_id: str) -> dict:
     out = dict(rt.cfg.quotas)
-    raw = txn.get(META_QUOTA + project_id.encode(), db=rt.reader.dbs[L.DB_META])
+    raw = get(txn, META_QUOTA + project_id.encode(), rt.reader.dbs[L.DB_META])
     if raw:
         out.update(orjson.loads(raw))
     return out
