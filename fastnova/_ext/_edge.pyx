@@ -27,6 +27,10 @@ connection whose reading is paused keeps its bytes in the socket, and ``resume_r
 them without waiting for an event.  At most ``READS_PER_TURN`` reads are made for one connection
 per turn, so a client that pipelines without end does not hold the worker; the rest is read from
 a callback soon after.
+
+Reads are 16 KB and the write buffer's high-water mark is 16 KB: a request is far smaller, and
+the kernel's socket buffers absorb bursts.  What a connection holds while its client does not
+read is at most one read and that buffer (fastnova/api/protocol.py, docs/http.md).
 """
 import logging
 import socket as _socket
