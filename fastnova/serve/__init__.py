@@ -7,20 +7,15 @@ app, the accept loop), ``loop`` (uvloop, after fork) and ``malloc`` (the workers
 The master itself never opens the store: a child creates it (and fills it with demo data when
 asked) and exits, so no LMDB handle is inherited across the workers' fork.
 
-Connection timeouts come from serve options when the command line has them, else from the
-environment (so tests can make them short without new flags):
-
-  FASTNOVA_HEADER_TIMEOUT     a request must be complete this long after it starts (30 s) -> 408
-  FASTNOVA_KEEPALIVE_TIMEOUT  idle keep-alive connection, or a client not reading (75 s)
-  FASTNOVA_GRACEFUL_TIMEOUT   TERM/HUP/TTOU: how long a worker may drain (30 s)
-  FASTNOVA_MAX_CONNECTIONS    open connections per worker (fastnova/serve/worker.py: max_connections)
+``args`` holds the decided settings (fastnova.config: flags, environment, --config-file,
+defaults), so tests can still make the connection timeouts short with FASTNOVA_HEADER_TIMEOUT,
+FASTNOVA_KEEPALIVE_TIMEOUT and FASTNOVA_GRACEFUL_TIMEOUT.
 """
 from __future__ import annotations
 
 import logging
 import os
 import sys
-import time
 from types import SimpleNamespace
 
 from fastnova.serve.master import GRACEFUL_TIMEOUT, Master, bind
@@ -57,36 +52,16 @@ def fill_demo(data_dir: str, count: int, seed: int = 0) -> int:
         with writer.env.begin() as txn:
             have = txn.stat(writer.dbs[b"records"])["entries"]
         if count and have == 0:
-            started = time.monotonic()
-            last = [started]
-
-            def progress(done, total):
-                if time.monotonic() - last[0] > 5 or done == total:
-                    last[0] = time.monotonic()
-                    LOG.info("demo: %d/%d servers (%.0f/s)", done, total,
-                             done / max(1e-6, last[0] - started))
-
-            demo.fill(writer, count, seed=seed, progress=progress)
+            from fastnova.progress import Progress
+            progress = Progress("demo", total=count)
+            demo.fill(writer, count, seed=seed, progress=lambda done, _total: progress.update(done))
+            progress.close()
         elif count:
             LOG.info("store already holds %d servers; --demo leaves it as it is", have)
         writer.env.sync(True)
     finally:
         writer.close()
     return 0
-
-
-def _seconds(args, name: str, env: str, default: float | None) -> float | None:
-    value = getattr(args, name, None)
-    if value is None:
-        value = os.environ.get(env)
-    return float(value) if value not in (None, "") else default
-
-
-def _count(args, name: str, env: str) -> int | None:
-    value = getattr(args, name, None)
-    if value is None:
-        value = os.environ.get(env)
-    return int(value) if value not in (None, "") else None
 
 
 def serve(args) -> int:
@@ -99,16 +74,16 @@ def serve(args) -> int:
         return code
     host, port = args.bind
     listeners = bind(host, port)
-    graceful = _seconds(args, "graceful_timeout", "FASTNOVA_GRACEFUL_TIMEOUT", GRACEFUL_TIMEOUT)
+    graceful = getattr(args, "graceful_timeout", None) or GRACEFUL_TIMEOUT
     options = SimpleNamespace(
         data_dir=args.data_dir, public_endpoint=args.public_endpoint,
         upstream=getattr(args, "upstream", None),
         db_flavour=getattr(args, "db_flavour", "mysql"),
         server_name="%s:%d" % ("localhost" if host in ("0.0.0.0", "::") else host,
                                listeners.port),
-        header_timeout=_seconds(args, "header_timeout", "FASTNOVA_HEADER_TIMEOUT", None),
-        keepalive_timeout=_seconds(args, "keepalive_timeout", "FASTNOVA_KEEPALIVE_TIMEOUT", None),
-        max_connections=_count(args, "max_connections", "FASTNOVA_MAX_CONNECTIONS"),
+        header_timeout=getattr(args, "header_timeout", None),
+        keepalive_timeout=getattr(args, "keepalive_timeout", None),
+        max_connections=getattr(args, "max_connections", None),
         graceful_timeout=graceful)
     return Master(listeners, options, args.workers, timeout=args.timeout,
                   graceful_timeout=graceful, children=command_children(args)).run()
@@ -152,12 +127,9 @@ def command_children(args) -> list:
     return [("forwarder", lambda: forwarder.run(fopts)), ("cellfeed", feed)]
 
 
-def _quotas(text):
-    if not text:
+def _quotas(given):
+    """nova's defaults with the configured ones (fastnova.options.parse_quota) over them."""
+    if not given:
         return None
     from fastnova.commands.runtime import DEFAULT_QUOTAS
-    out = dict(DEFAULT_QUOTAS)
-    for item in text.split(","):
-        name, _sep, value = item.partition("=")
-        out[name.strip()] = int(value)
-    return out
+    return {**DEFAULT_QUOTAS, **given}
