@@ -97,7 +97,8 @@ class Worker:
         upstream = getattr(self.options, "upstream", None)
         app = App(self.reader, server_name=self.options.server_name,
                   public_endpoint=self.options.public_endpoint,
-                  upstream=Upstream(upstream) if upstream else None)
+                  upstream=Upstream(upstream) if upstream else None,
+                  commands=getattr(self.options, "commands", "local"))
         self.fast = app.fast
         poller = edge_poller(loop)
         tracked = _Tracked if poller is not None else _UvTracked
