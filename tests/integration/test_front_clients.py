@@ -57,8 +57,8 @@ def test_openstacksdk_life_cycle(nova_cloud, front):
         _settle(conn, server, "VERIFY_RESIZE")
         conn.compute.confirm_server_resize(server)
         _settle(conn, server, "ACTIVE")
-        assert conn.compute.get_server(server.id).flavor.original_name == "m1.small"
-        assert [a.action for a in conn.compute.server_actions(server)][0] == "confirmResize"
+        assert conn.compute.get_server(server.id).flavor.id == "2"    # 2.37: the flavor's id
+        assert "confirmResize" in {a.action for a in conn.compute.server_actions(server)}
     finally:
         conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, wait=120, interval=0.2)
