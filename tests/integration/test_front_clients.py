@@ -13,18 +13,17 @@ import subprocess
 
 import pytest
 
-from tests.cloud.client import call, serving, wait_for
+from tests.cloud.client import call, front_of, wait_for
 from tests.cloud.venv import openstack_bin
 
 pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def front(nova_cloud):
-    args = ["--commands", "upstream", "--upstream", nova_cloud.nova_url, "--amqp",
-            nova_cloud.amqp_url, "--feed-queue", "fastnova.clients.%s" % nova_cloud.tag,
-            "--feed-nice", "0"] + nova_cloud.fastnova_auth_args()
-    with serving(args) as srv:
+def front(nova_cloud, tmp_path_factory):
+    data = str(tmp_path_factory.mktemp("front-clients") / "data")
+    with front_of(nova_cloud, data, "fastnova.clients.%s" % nova_cloud.tag,
+                  nova_cloud.fastnova_auth_args()) as srv:
         yield srv
 
 
