@@ -16,7 +16,21 @@ import pytest
 from tests.cloud.client import call, front_of, wait_for
 from tests.cloud.venv import openstack_bin
 
-pytestmark = pytest.mark.timeout(900)
+
+def _keystone_auth_available() -> bool:
+    from fastnova import options
+    auth = next(o for o in options.OPTS if o.name == "auth")
+    try:
+        auth.parse("keystone")
+    except Exception:
+        return False
+    return True
+
+
+# fastnova validating keystone tokens is issue 16's (serve --auth keystone): these run once it is
+# in, and are skipped, saying why, until then.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.skipif(
+    not _keystone_auth_available(), reason="serve --auth keystone is not in this build yet")]
 
 
 @pytest.fixture(scope="module")
