@@ -45,6 +45,9 @@ def _feed_nice(text: str) -> int:
     return n
 
 
+from fastnova.auth import settings as auth_settings  # noqa: E402
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastnova", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -57,8 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store directory (default: %(default)s)")
     s.add_argument("--demo", type=int, default=0, metavar="N",
                    help="fill an empty store with N deterministic demo servers")
-    s.add_argument("--auth", choices=["noauth"], default="noauth",
-                   help="identity scheme; noauth trusts 'X-Auth-Token: USER:PROJECT'")
+    s.add_argument("--auth", choices=["noauth", "keystone"], default="noauth",
+                   help="identity scheme: keystone validates tokens as keystonemiddleware "
+                        "does ([keystone_authtoken], docs/auth.md); noauth trusts "
+                        "'X-Auth-Token: USER:PROJECT' (tests and demos only)")
+    s.add_argument("--config-file", action="append", default=[], metavar="PATH",
+                   help="INI file (a nova.conf works): [keystone_authtoken], [oslo_policy]")
+    auth_settings.add_flags(s)
     s.add_argument("--public-endpoint", default=None, metavar="URL",
                    help="base of the links in documents (default: the client's Host)")
     s.add_argument("--db-flavour", choices=["mysql", "postgresql"], default="mysql",
