@@ -25,4 +25,5 @@ def add_flags(parser) -> None:
                                       "each overrides the --config-file value (docs/auth.md)")
     for name in FLAG_OPTIONS:
         group.add_argument("--keystone-" + name.replace("_", "-"), dest="keystone_" + name,
-                           default=None, metavar="VALUE")
+                           default=None, metavar="VALUE",
+                           help="[keystone_authtoken] %s" % name)
