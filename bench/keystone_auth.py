@@ -85,6 +85,7 @@ class Setup:
         self.project = self.ks.create_project("bench")
         self.ks.create_user("bench-member", "pw", project_id=self.project, role="member")
         self.ks.service_user("bench-fastnova", SERVICE_PASSWORD)
+        self._seed = None
         self.conf = write_conf(tmp, self.proxy.url, self.ks.url, "bench-fastnova")
         self.data = os.path.join(tmp, "data")
         self.proc, self.port = start_fastnova(
@@ -92,7 +93,11 @@ class Setup:
             ["--auth", "keystone", "--config-file", self.conf], "keystone")
 
     def token(self) -> str:
-        return self.ks.token("bench-member", "pw", project_id=self.project)
+        """A distinct member token (from one password token by keystone's token method: no
+        password hashing per token)."""
+        if self._seed is None:
+            self._seed = self.ks.token("bench-member", "pw", project_id=self.project)
+        return self.ks.token_from(self._seed, self.project)
 
     def close(self):
         from tests.cloud.keystone import drop
