@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
-import time
 from types import SimpleNamespace
 
 from fastnova.serve.master import GRACEFUL_TIMEOUT, Master, bind
@@ -53,22 +53,27 @@ def fill_demo(data_dir: str, count: int, seed: int = 0) -> int:
         with writer.env.begin() as txn:
             have = txn.stat(writer.dbs[b"records"])["entries"]
         if count and have == 0:
-            started = time.monotonic()
-            last = [started]
-
-            def progress(done, total):
-                if time.monotonic() - last[0] > 5 or done == total:
-                    last[0] = time.monotonic()
-                    LOG.info("demo: %d/%d servers (%.0f/s)", done, total,
-                             done / max(1e-6, last[0] - started))
-
-            demo.fill(writer, count, seed=seed, progress=progress)
+            from fastnova.progress import Progress
+            progress = Progress("demo", total=count)
+            demo.fill(writer, count, seed=seed, progress=lambda done, _total: progress.update(done))
+            progress.close()
         elif count:
             LOG.info("store already holds %d servers; --demo leaves it as it is", have)
         writer.env.sync(True)
     finally:
         writer.close()
     return 0
+
+
+def check_commands(args) -> str | None:
+    """What is wrong with ``--commands`` as given, or None."""
+    mode = getattr(args, "commands", "local")
+    if mode == "nova":
+        return ("--commands nova (fastnova taking commands and casting them to nova's own "
+                "cells) is not implemented yet; use local or upstream")
+    if mode == "upstream" and not getattr(args, "upstream", None):
+        return "--commands upstream needs --upstream URL (the nova-api that takes commands)"
+    return None
 
 
 def auth_options(args):
@@ -95,6 +100,10 @@ def auth_options(args):
 
 
 def serve(args) -> int:
+    problem = check_commands(args)
+    if problem:
+        LOG.error("%s", problem)
+        return 2
     try:
         authtoken, policy_file = auth_options(args)
     except (ValueError, OSError) as exc:
@@ -110,7 +119,11 @@ def serve(args) -> int:
     options = SimpleNamespace(
         data_dir=args.data_dir, public_endpoint=args.public_endpoint,
         upstream=getattr(args, "upstream", None),
+<<<<<<< HEAD
         auth=getattr(args, "auth", "noauth"), authtoken=authtoken, policy_file=policy_file,
+=======
+        commands=getattr(args, "commands", "local"),
+>>>>>>> main
         db_flavour=getattr(args, "db_flavour", "mysql"),
         server_name="%s:%d" % ("localhost" if host in ("0.0.0.0", "::") else host,
                                listeners.port),
@@ -130,6 +143,8 @@ def command_children(args) -> list:
     database = getattr(args, "database", None)
     amqp = getattr(args, "amqp", None)
     schema = getattr(args, "db_schema", None)
+    if getattr(args, "commands", "local") == "upstream":
+        return front_children(args, amqp)
     cfg = runtime.configure(database=database, amqp=bool(amqp), db_schema=schema,
                             outbox_bound=getattr(args, "outbox_bound", None),
                             quotas=_quotas(getattr(args, "quota", None)),
@@ -157,6 +172,29 @@ def command_children(args) -> list:
                             "exchange": getattr(args, "feed_exchange", None),
                             "queue": getattr(args, "feed_queue", None)})
     return [("forwarder", lambda: forwarder.run(fopts)), ("cellfeed", feed)]
+
+
+def front_children(args, amqp) -> list:
+    """Front mode: nova takes the commands (no outbox, no simulated cell); with ``--amqp`` (nova's
+    broker) cellfeed follows nova's versioned notifications into the store."""
+    from fastnova.commands import runtime
+    runtime.configure(front=True)
+    if not amqp:
+        return []
+    feed_nice = getattr(args, "feed_nice", None)
+    feed_nice = FEED_NICE if feed_nice is None else feed_nice
+
+    def feed():
+        from cellfeed import service
+        if feed_nice:
+            os.nice(feed_nice)
+        return service.run({
+            "data_dir": args.data_dir, "amqp_url": amqp,
+            "exchange": getattr(args, "feed_exchange", None) or "nova",
+            "queue": getattr(args, "feed_queue", None) or "fastnova.nova." + socket.gethostname(),
+            "decoder": "nova", "binding_key": "versioned_notifications.*",
+            "exchange_durable": False})
+    return [("cellfeed", feed)]
 
 
 def _quotas(given):

@@ -79,7 +79,8 @@ class Worker:
         app = App(self.reader, server_name=self.options.server_name,
                   public_endpoint=self.options.public_endpoint,
                   upstream=Upstream(upstream) if upstream else None,
-                  authenticate=authenticate, policy=self.policy)
+                  authenticate=authenticate, policy=self.policy,
+                  commands=getattr(self.options, "commands", "local"))
         self.fast = app.fast
         self.app = app
         self.server = Acceptor(loop, self.sock,
