@@ -119,11 +119,8 @@ def serve(args) -> int:
     options = SimpleNamespace(
         data_dir=args.data_dir, public_endpoint=args.public_endpoint,
         upstream=getattr(args, "upstream", None),
-<<<<<<< HEAD
         auth=getattr(args, "auth", "noauth"), authtoken=authtoken, policy_file=policy_file,
-=======
         commands=getattr(args, "commands", "local"),
->>>>>>> main
         db_flavour=getattr(args, "db_flavour", "mysql"),
         server_name="%s:%d" % ("localhost" if host in ("0.0.0.0", "::") else host,
                                listeners.port),
