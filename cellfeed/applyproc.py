@@ -293,7 +293,7 @@ def serve(options: dict) -> int:
         LOG.error("cellfeed: another applier holds %s/APPLY.LOCK", journal_dir)
         return EXIT_LOCKED
     try:
-        writer = StoreWriter(options["data_dir"], render_cache=options["render_cache"])
+        writer = StoreWriter.open(options["data_dir"], render_cache=options["render_cache"])
     except RuntimeError as exc:
         LOG.critical("cellfeed: FATAL: %s", exc)
         return EXIT_CONFIG

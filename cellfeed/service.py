@@ -19,10 +19,9 @@ import socket
 import threading
 from dataclasses import dataclass, fields
 
-import pika
 from pika.adapters.select_connection import IOLoop
 
-from cellfeed import contract
+from cellfeed import amqp, contract
 from cellfeed.applier import Applier, ApplierThread, ApplyError
 from cellfeed.applyproc import ApplierDied, ApplierProcess
 from cellfeed.consumer import FeedConsumer, Topology, Tuning
@@ -154,7 +153,7 @@ class FeedService:
         if self.opts.apply_process:
             # Only to check the schema and read the applied position: the applier process
             # opens the store for writing, and replays.
-            writer = StoreWriter(self.opts.data_dir)
+            writer = StoreWriter.open(self.opts.data_dir)
             try:
                 position = Applier(writer).stats.position
             finally:
@@ -165,7 +164,7 @@ class FeedService:
             self.thread.start()
             self.journal.trim(self.thread.position)
             return
-        self.writer = StoreWriter(self.opts.data_dir, render_cache=self.opts.render_cache)
+        self.writer = StoreWriter.open(self.opts.data_dir, render_cache=self.opts.render_cache)
         self.applier = Applier(self.writer)
         position = self.applier.stats.position
         self.journal = Journal(self.opts.journal_dir(), applied=position,
@@ -226,7 +225,7 @@ class FeedService:
         topology = Topology(exchange=opts.exchange, queue=opts.queue,
                             binding_key=opts.binding_key,
                             exchange_durable=opts.exchange_durable)
-        self.consumer = FeedConsumer(pika.URLParameters(opts.amqp_url), topology, self.journal,
+        self.consumer = FeedConsumer(amqp.parameters(opts.amqp_url), topology, self.journal,
                                      self.thread.submit, self.ioloop, tuning,
                                      on_stopped=self.ioloop.stop,
                                      decoder=_decoder(opts.decoder))
