@@ -257,9 +257,11 @@ class RoundTripProxy:
 
 class HoldingProxy(RoundTripProxy):
     """A RoundTripProxy that can hold back the answer to one statement: once ``arm()``ed, the
-    next statement reaches PostgreSQL (which runs and commits it) but its answer waits in the
-    proxy until ``release()``, so the test can act between a command's database commit and what
-    the command does next.  One held statement at a time."""
+    next statement that writes reaches PostgreSQL (which runs and commits it) but its answer
+    waits in the proxy until ``release()``, so the test can act between a command's database
+    commit and what the command does next.  One held statement at a time.  Reads pass (the
+    embedded cell's recovery pass may query at any moment; holding it would hold the wrong
+    statement)."""
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
@@ -283,7 +285,7 @@ class HoldingProxy(RoundTripProxy):
                 dst.sendall(data)
 
     def _hold(self, state, side, dst, data, statement) -> bool:
-        if side == "c" and statement and self.armed:
+        if side == "c" and statement and self.armed and not _reads_only(data):
             self.armed = False
             state["held"] = []
             self.holding = state
@@ -293,6 +295,11 @@ class HoldingProxy(RoundTripProxy):
             self.cond.notify_all()
             return True
         return False
+
+
+def _reads_only(data: bytes) -> bool:
+    """A simple-query message ('Q', length, SQL) whose SQL is a SELECT."""
+    return data[:1] == b"Q" and data[5:].lstrip()[:6].upper() == b"SELECT"
 
 
 def outbox_depth(srv) -> int:
