@@ -14,6 +14,7 @@ cdef class _Caller:
     cdef bytes extra          # the microversion response headers
     cdef bytes root, vroot    # link prefixes
     cdef bytes proot, pvroot  # link prefixes with "/<project>" (None when not memoized)
+    cdef double until         # Unix time the caller's identity expires (its token's cache)
     cdef unsigned long long key_hash              # what it was found by: the hash, and
     cdef object token, mv_header, mv_legacy, host  # the header values themselves
 
@@ -28,7 +29,7 @@ cdef class FastShow:
     cdef bint use_mapped
     cdef _Blob blob
     cdef MappedDB mapped
-    cdef object mapped_env
+    cdef object env, servers     # the reader's environment and its servers database
 
     cdef object answer_raw(self, bytes url, object token, object mv_header, object mv_legacy,
                            object host, bint keep_alive)

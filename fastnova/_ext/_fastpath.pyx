@@ -32,6 +32,19 @@ from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcmp, memcpy
 from libc.time cimport time
 
+from posix.time cimport clock_gettime, timespec
+
+cdef extern from "<time.h>" nogil:
+    const int CLOCK_REALTIME_COARSE
+
+
+cdef inline double _now() noexcept nogil:
+    """Wall time, from the vDSO's coarse clock (~20 ns, 1-4 ms resolution): enough to expire a
+    caller whose token's cache time is counted in seconds."""
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
 
 cdef extern from "Python.h":
     ctypedef struct Py_buffer:
@@ -161,10 +174,10 @@ cdef class FastShow:
         """mapped: read blobs in place (_mapped.pyx); None: unless FASTNOVA_MAPPED_READS=0."""
         self.app = app
         self.use_mapped = MAPPED_READS if mapped is None else bool(mapped)
-        # The reader's environment and handles are looked up per request, not kept: the
-        # commands runtime re-points them at its writer's environment (one LMDB open per
-        # process) after this object is made.
+        # The reader's environment is the worker's for its whole life (the commands write
+        # through the same one: fastnova.store.env), so it is attached once, here.
         self.reader = app.reader
+        self.servers = app.reader.servers
         self.identity = app._identity
         self.versions = app._versions
         self.hosts = app._hosts
@@ -175,8 +188,8 @@ cdef class FastShow:
         self.date_second = -1
         self.date_header = b""
         self.mapped = None
-        self.mapped_env = None
         self.blob = _Blob()
+        self._attach(app.reader.env)
 
     def answer(self, req):
         """The framed 200 answer to a Request, or None: let the general path answer."""
@@ -223,7 +236,8 @@ cdef class FastShow:
             who = <_Caller>item
             if who.key_hash != h or not _same(who.token, token) \
                     or not _same(who.mv_header, mv_header) \
-                    or not _same(who.mv_legacy, mv_legacy) or not _same(who.host, host):
+                    or not _same(who.mv_legacy, mv_legacy) or not _same(who.host, host) \
+                    or who.until <= _now():     # its token's validation expired
                 who = None
         if who is None:
             token_b, mv_header_b = _value(token), _value(mv_header)
@@ -246,8 +260,8 @@ cdef class FastShow:
     cdef _Caller _resolve(self, object token, object mv_header, object mv_legacy, object host):
         """Who asks, from the general path's memos (a miss: let it answer first)."""
         ctx = self.identity.get(None if token is None else token.decode("latin-1"))
-        if type(ctx) is not Context:
-            return None
+        if type(ctx) is not Context or ctx.until <= _now() or not ctx.show_ok:
+            return None         # unknown, expired or refused: the general path answers
         version = self.versions.get((None if mv_header is None else mv_header.decode("latin-1"),
                                      None if mv_legacy is None else mv_legacy.decode("latin-1")))
         if type(version) is not tuple:
@@ -261,7 +275,8 @@ cdef class FastShow:
         cdef _Caller who = _Caller()
         who.project = ctx.project_id.encode("utf-8")
         who.owner = None if ctx.is_admin else who.project
-        who.mask = (ROLE_ADMIN if ctx.is_admin else ROLE_MEMBER) | VIEW_SHOW
+        who.mask = (ROLE_ADMIN if ctx.admin_view else ROLE_MEMBER) | VIEW_SHOW
+        who.until = ctx.until
         who.minor = version[0]
         who.extra = version[1]
         who.root, who.vroot = links.root, links.vroot
@@ -277,9 +292,6 @@ cdef class FastShow:
         cdef const uint8_t* data
         cdef size_t size
         cdef int rc
-        env = self.reader.env
-        if env is not self.mapped_env:
-            self._attach(env)
         if self.mapped is not None:
             # The usual way: the blob read in place from the data file under a held snapshot
             # (_mapped.pyx); -1 means "not readable here", and py-lmdb answers instead.
@@ -290,9 +302,9 @@ cdef class FastShow:
                 b.view(data, size)
                 return self._frame(b, who, root, vroot, keep_alive)
         # Positional arguments: py-lmdb would otherwise get a keyword dict built per call.
-        txn = env.begin(None, None, False, True)        # buffers=True
+        txn = self.env.begin(None, None, False, True)   # buffers=True
         try:
-            blob = txn.get(PyBytes_FromStringAndSize(uuid, UUID_LEN), None, self.reader.servers)
+            blob = txn.get(PyBytes_FromStringAndSize(uuid, UUID_LEN), None, self.servers)
             if blob is None:
                 return None
             # The blob is read in place, in the mapped page, valid until the transaction ends.
@@ -307,13 +319,17 @@ cdef class FastShow:
         if self.mapped is not None:
             self.mapped.close()
             self.mapped = None
-        self.mapped_env = env
+        self.env = env
         if not self.use_mapped:
             return
         try:
             self.mapped = MappedDB(env, DB_SERVERS)
         except (OSError, ValueError, KeyError) as exc:
             LOG.warning("reading the store through py-lmdb only: %s", exc)
+
+    def forget_callers(self):
+        """Drop every memoised caller (the policy changed: their answers may have)."""
+        self.callers = [None] * CALLERS_MAX
 
     def release_if_stale(self):
         """End a held store snapshot once the store has moved on (the worker's tick)."""

@@ -23,7 +23,7 @@ def known_params(minor: int) -> frozenset:
 
 
 def role_bit(ctx) -> int:
-    return L.ROLE_ADMIN if ctx.is_admin else L.ROLE_MEMBER
+    return L.ROLE_ADMIN if ctx.admin_view else L.ROLE_MEMBER
 
 
 def show(app, req, ctx, minor, route, links) -> bytes:

@@ -35,9 +35,7 @@ async def index(app, req, ctx, minor, route, links):
     # reports project '' to an admin) and needs the other-project policy.
     if tenants:
         tenant = tenants[-1]
-        if not ctx.is_admin:
-            raise errors.fault(403, "Policy doesn't allow os_compute_api:limits:other_project "
-                                    "to be performed.")
+        ctx.authorize("os_compute_api:limits:other_project", tenant)
         project = tenant
     hidden = set(_NETWORK) if minor >= 36 else set()
     if minor >= 57:

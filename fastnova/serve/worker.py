@@ -39,10 +39,11 @@ from fastnova.api.app import App
 from fastnova.api.upstream import Upstream
 from fastnova.api.protocol import READ_SIZE, WRITE_HIGH, WRITE_LOW, HttpProtocol, Limits
 from fastnova.serve.loop import new_loop
+from fastnova.serve.master import WORKER_BOOT_ERROR
+from fastnova.store.env import open_env
 from fastnova.store.reader import StoreReader
 
 LOG = logging.getLogger("fastnova.worker")
-WORKER_BOOT_ERROR = 3
 HEARTBEAT_INTERVAL = 1.0
 
 
@@ -87,19 +88,25 @@ class Worker:
     def boot(self):
         malloc.tune()
         self.loop = loop = new_loop()
-        self.reader = StoreReader(self.options.data_dir,
-                                  db_flavour=getattr(self.options, "db_flavour", "mysql"))
+        # One environment for the worker's reads and its commands' writes (one LMDB open per
+        # process); it must exist: serve prepared it before the first fork.
+        env = open_env(self.options.data_dir, create=False)
+        self.reader = StoreReader(env, db_flavour=getattr(self.options, "db_flavour", "mysql"))
         # Reader slots of workers that died holding a read transaction (kill -9, OOM) stay
         # taken in the lock file until someone checks for dead pids; do it at every start.
         stale = self.reader.env.reader_check()
         if stale:
             LOG.warning("worker %d cleared %d stale LMDB reader slots", os.getpid(), stale)
         upstream = getattr(self.options, "upstream", None)
+        from fastnova.auth import build
+        self.policy, authenticate = build(self.options)
         app = App(self.reader, server_name=self.options.server_name,
                   public_endpoint=self.options.public_endpoint,
                   upstream=Upstream(upstream) if upstream else None,
+                  authenticate=authenticate, policy=self.policy,
                   commands=getattr(self.options, "commands", "local"))
         self.fast = app.fast
+        self.app = app
         poller = edge_poller(loop)
         tracked = _Tracked if poller is not None else _UvTracked
         self.server = Acceptor(loop, self.sock,
@@ -138,6 +145,8 @@ class Worker:
             # The fast path holds a store snapshot between requests; let an idle worker drop it
             # once the store has moved on, so old pages are not pinned for more than a tick.
             self.fast.release_if_stale()
+        if self.policy.reload_if_changed():
+            self.app.forget_callers()       # their policy answers were memoised
         now = self.loop.time()
         for proto in list(self.protocols):
             proto.check(now)
