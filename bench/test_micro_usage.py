@@ -23,7 +23,7 @@ BATCH = 5000
 
 
 def _fill(path: str, count: int):
-    writer = StoreWriter(path, sync=False)
+    writer = StoreWriter.open(path, sync=False)
     try:
         for start in range(0, count, BATCH):
             with writer.batch() as b:

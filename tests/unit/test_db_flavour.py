@@ -23,10 +23,10 @@ def test_source_flavour(url, flavour):
 
 def test_serve_defaults_to_the_recorded_flavour(tmp_path):
     assert stored_flavour(str(tmp_path)) == "mysql"            # no store yet
-    writer = StoreWriter(str(tmp_path), sync=False)
+    writer = StoreWriter.open(str(tmp_path), sync=False)
     writer.close()
     assert stored_flavour(str(tmp_path)) == "mysql"            # a store no import wrote
-    writer = StoreWriter(str(tmp_path), sync=False)
+    writer = StoreWriter.open(str(tmp_path), sync=False)
     with writer.batch() as b:
         b.set_meta(L.META_DB_FLAVOUR, b"postgresql")
     writer.close()                  # serve reads it before any process of its own opens it

@@ -50,7 +50,7 @@ def test_counts_equal_a_full_recount_after_any_history(tmp_path_factory, ops, re
     for i in redeliver:                                              # the same message again
         if i < len(ops):
             ops.insert(i + 1, ops[i])
-    writer = StoreWriter(str(tmp_path_factory.mktemp("usage")), sync=False)
+    writer = StoreWriter.open(str(tmp_path_factory.mktemp("usage")), sync=False)
     try:
         apply_ops(writer, ops, per_batch, coalesce=coalesce)
         kept, recount = _kept(writer)
@@ -61,7 +61,7 @@ def test_counts_equal_a_full_recount_after_any_history(tmp_path_factory, ops, re
 
 
 def test_lookup_reads_the_project_and_the_user(tmp_path):
-    writer = StoreWriter(str(tmp_path), sync=False)
+    writer = StoreWriter.open(str(tmp_path), sync=False)
     base = {"created_at": "2026-01-01T00:00:00.000000", "vm_state": "active", "seq": 0}
     with writer.batch() as b:
         for i, (user, vcpus, ram) in enumerate([("u1", 2, 2048), ("u1", 1, 512),
@@ -80,7 +80,7 @@ def test_lookup_reads_the_project_and_the_user(tmp_path):
 
 
 def test_a_schema_2_store_is_recounted_once_when_a_writer_opens_it(tmp_path):
-    writer = StoreWriter(str(tmp_path), sync=False)
+    writer = StoreWriter.open(str(tmp_path), sync=False)
     with writer.batch() as b:
         for i in range(5):
             b.upsert_server({"id": "%036d" % i, "version": 1, "project_id": "p", "seq": 0,
@@ -100,7 +100,7 @@ def test_a_schema_2_store_is_recounted_once_when_a_writer_opens_it(tmp_path):
             pass
     finally:
         env.close()
-    writer = StoreWriter(str(tmp_path), sync=False)
+    writer = StoreWriter.open(str(tmp_path), sync=False)
     try:
         with writer.env.begin() as txn:
             assert txn.get(L.META_SCHEMA, db=writer.dbs[L.DB_META]) == b"3"
