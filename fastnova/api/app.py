@@ -50,6 +50,9 @@ _HANDLERS = {
     router.TAG_DELETE: cmd_tags.delete,
     router.TAGS_DELETE_ALL: cmd_tags.delete_all,
     router.LIMITS: cmd_limits.index,
+    # fastnova.resources: the route carries (handler, path arguments)
+    router.RESOURCE: lambda app, req, ctx, minor, rt, links: rt.arg[0](
+        app, req, ctx, minor, rt.arg[1], links),
 }
 
 

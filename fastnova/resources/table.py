@@ -1,0 +1,58 @@
+"""Routes of fastnova.resources: (method, path segments) -> (handler, path arguments).
+
+The router asks ``match`` first for every path under a version; what it returns is answered by
+``handler(app, req, ctx, minor, args, links)`` (a coroutine giving (status, body)).  Kept apart
+from fastnova.api.router so each resource adds its routes here.
+"""
+from __future__ import annotations
+
+import importlib
+
+# (collection, sub-path shape, method) -> "module:function".  In shapes, "*" is one path
+# argument; a literal matches itself.  Sub-paths of a server start after "servers/*".
+_ROUTES = {
+    ("os-keypairs", (), "GET"): "keypairs:index",
+    ("os-keypairs", (), "POST"): "keypairs:create",
+    ("os-keypairs", ("*",), "GET"): "keypairs:show",
+    ("os-keypairs", ("*",), "DELETE"): "keypairs:delete",
+}
+
+_CACHE: dict = {}
+
+
+def _resolve(target: str):
+    fn = _CACHE.get(target)
+    if fn is None:
+        mod, name = target.split(":")
+        fn = _CACHE[target] = getattr(importlib.import_module("fastnova.resources." + mod), name)
+    return fn
+
+
+def routes():
+    return dict(_ROUTES)
+
+
+def match(method: str, segs: list[str]):
+    """(handler, args) for a path fastnova.resources answers; None otherwise."""
+    head, rest = segs[0], segs[1:]
+    for shape, verb, target in _BY_HEAD.get((head, len(rest)), ()):
+        args = []
+        for want, got in zip(shape, rest):
+            if want == "*":
+                args.append(got)
+            elif want != got:
+                break
+        else:
+            if verb == method:
+                return _resolve(target), tuple(args)
+    return None
+
+
+def _by_head() -> dict:
+    out: dict = {}
+    for (coll, shape, verb), target in _ROUTES.items():
+        out.setdefault((coll, len(shape)), []).append((shape, verb, target))
+    return out
+
+
+_BY_HEAD = _by_head()
