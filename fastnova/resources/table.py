@@ -15,6 +15,16 @@ _ROUTES = {
     ("os-keypairs", (), "POST"): "keypairs:create",
     ("os-keypairs", ("*",), "GET"): "keypairs:show",
     ("os-keypairs", ("*",), "DELETE"): "keypairs:delete",
+    ("flavors", (), "POST"): "flavors:create",
+    ("flavors", ("*",), "PUT"): "flavors:update",
+    ("flavors", ("*",), "DELETE"): "flavors:delete",
+    ("flavors", ("*", "action"), "POST"): "flavors:action",
+    ("flavors", ("*", "os-flavor-access"), "GET"): "flavors:access_index",
+    ("flavors", ("*", "os-extra_specs"), "GET"): "extra_specs:index",
+    ("flavors", ("*", "os-extra_specs"), "POST"): "extra_specs:create",
+    ("flavors", ("*", "os-extra_specs", "*"), "GET"): "extra_specs:show",
+    ("flavors", ("*", "os-extra_specs", "*"), "PUT"): "extra_specs:update",
+    ("flavors", ("*", "os-extra_specs", "*"), "DELETE"): "extra_specs:delete",
 }
 
 _CACHE: dict = {}
