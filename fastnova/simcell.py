@@ -70,6 +70,19 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000", time.gmtime())
 
 
+def service_updates(name: str = "cell1", hosts: int = 8, zone: str = "nova") -> list[dict]:
+    """The services a simulated cell reports (os-availability-zone): its compute hosts in
+    ``zone``, its conductor and scheduler in nova's internal zone; all up and enabled."""
+    now = _now()
+    version = time.time_ns() // 1000
+    services = [{"host": "%s-compute-%d" % (name, i), "binary": "nova-compute", "zone": zone}
+                for i in range(1, hosts + 1)]
+    services += [{"host": "%s-conductor" % name, "binary": "nova-conductor"},
+                 {"host": "%s-scheduler" % name, "binary": "nova-scheduler"}]
+    return [contract.service_upsert(dict(svc, up=True, disabled=False, updated_at=now),
+                                    version) for svc in services]
+
+
 class SimCell:
     """Holds the scheduled steps; ``due()`` returns the contract updates whose time has come."""
 
