@@ -16,6 +16,7 @@ from fastnova import outbox
 from fastnova.api import errors
 from fastnova.commands import common, quota, runtime, schemas
 from fastnova.commands.validation import is_uuid_like
+from fastnova.resources import server_groups
 from fastnova.store import layout as L
 
 META_KEYPAIR = b"keypair:"
@@ -42,7 +43,11 @@ async def create(app, req, ctx, minor, route, links):
         quota.check_metadata(rt, txn, ctx.project_id, plan["metadata"])
         count = quota.check_create(rt, txn, ctx.project_id, flavor, plan["min_count"],
                                    plan["max_count"])
+        group = server_groups.check_hint(rt, txn, plan["hints"], count, ctx.project_id)
     records = _records(ctx, plan, flavor, count)
+    if group is not None:
+        for rec in records:
+            rec["server_groups"] = [group]
     casts = [outbox.make_cast("build_and_run_instance", rec, plan["cast_args"], rt.cfg.api_host)
              for rec in records]
     seqs = rt.db.take_seqs(count) if rt.db is not None and rt.overlapped else None
@@ -53,6 +58,7 @@ async def create(app, req, ctx, minor, route, links):
             _name(records, await rt.db.insert_servers(records, casts))
             common.runtime_fault("after_db_commit")
         await rt.write(lambda b: _store(b, records, casts))
+
     if plan["return_reservation_id"]:
         return 202, orjson.dumps({"reservation_id": plan["reservation_id"]})
     first = records[0]["id"]
@@ -80,6 +86,9 @@ def _store(b, records, casts) -> list[int]:
         b.upsert_server(rec)
         cast["instance"] = rec
         keys.append(outbox.append(b, cast))
+    group = records[0].get("server_groups") if records else None
+    if group:          # the "group" hint: members join in the create's own transaction
+        server_groups.add_members(b, group[0], [rec["id"] for rec in records])
     return keys
 
 
