@@ -28,8 +28,7 @@ _ACTIVE = {"vm_state": "active", "task_state": None, "power_state": 1}
 
 def _build(cast, cell):
     rec = cast["instance"]
-    host = "%s-compute-%d" % (cell.name, int(hashlib.md5(rec["id"].encode()).hexdigest(), 16)
-                              % cell.hosts + 1)
+    host = _host_for(rec["id"], cell)
     spawn = {"task_state": "spawning", "host": host, "node": host + ".local",
              "availability_zone": rec.get("availability_zone") or "nova", "host_status": "UP"}
     active = dict(_ACTIVE, launched_at=_now(), progress=0,
@@ -64,6 +63,36 @@ _WORKFLOWS = {
                                        (1, {"task_state": None})],
     "terminate_instance": lambda c, _: [(1, DELETE)],
 }
+
+
+EVENT = "__event__"
+
+
+def _with_events(cast, steps, cell) -> list:
+    """The workflow framed by its instance action event (os-instance-actions): started when the
+    cast is taken, finished ("Success") with its last step; named as nova's compute manager
+    names it (wrap_instance_event: "compute_" + the method)."""
+    rid = cast.get("request_id")
+    if not rid or not steps:
+        return steps
+    method = cast["cast"]
+    name = "compute_" + ("_do_build_and_run_instance" if method == "build_and_run_instance"
+                         else method)
+    host = cast["instance"].get("host") or _host_for(cast["instance"]["id"], cell)
+    started = {EVENT: {"request_id": rid, "event": name, "host": host}}
+    finished = {EVENT: {"request_id": rid, "event": name, "host": host, "result": "Success",
+                        "finish": True}}
+    return [(0, started)] + steps + [(0, finished)]
+
+
+def _host_for(uuid: str, cell) -> str:
+    return "%s-compute-%d" % (cell.name, int(hashlib.md5(uuid.encode()).hexdigest(), 16)
+                              % cell.hosts + 1)
+
+
+def _now_us() -> str:
+    import datetime
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def _now() -> str:
@@ -128,14 +157,17 @@ class SimCell:
         if cast["cast"] == "terminate_instance":
             self._cancel(uuid)
         steps = _WORKFLOWS.get(cast["cast"], lambda c, _: [])(cast, self)
+        steps = _with_events(cast, steps, self)
         self.versions[uuid] = max(self.versions.get(uuid, 0), version)
         at = time.monotonic()
         self.pending[token] = len(steps)
         first = self.full_first and cast["cast"] == "build_and_run_instance"
+        real = next((i for i, (_d, ch) in enumerate(steps)
+                     if not (isinstance(ch, dict) and EVENT in ch)), 0)
         for i, (delay, change) in enumerate(steps):
             at += delay * self.step
             heapq.heappush(self.heap, (at, next(self.order), uuid, change, token,
-                                       cast if first and i == 0 else None))
+                                       cast if first and i == real else None))
         return True
 
     def _cancel(self, uuid):
@@ -170,6 +202,10 @@ class SimCell:
 
     def _update(self, uuid, change, full) -> dict:
         version = max(self.versions.get(uuid, 0) + 1, time.time_ns() // 1000)
+        if isinstance(change, dict) and EVENT in change:
+            event = dict(change[EVENT])
+            event["finish_time" if event.pop("finish", False) else "start_time"] = _now_us()
+            return contract.action_event(uuid, version, event)
         self.versions[uuid] = version
         if change == DELETE:
             self.gone.add(uuid)

@@ -60,12 +60,13 @@ class Request:
     """What the protocol hands over: the parts of an HTTP request that nova's answer depends on."""
 
     __slots__ = ("method", "path", "query", "host", "token", "mv_header", "mv_legacy",
-                 "keep_alive", "body", "content_type", "raw_headers", "accept")
+                 "keep_alive", "body", "content_type", "raw_headers", "accept", "rid")
 
     def __init__(self, method="GET", path="/", query="", host=None, token=None,
                  mv_header=None, mv_legacy=None, keep_alive=True, body=b"", content_type=None,
                  raw_headers=(), accept=None):
         self.accept = accept
+        self.rid = None         # this request's id (req-<uuid>), set when it is handled
         self.body = body
         self.content_type = content_type
         self.raw_headers = raw_headers      # every (name, value) as sent, for forwarding
@@ -141,7 +142,7 @@ class App:
         return self._handle(req)
 
     def _handle(self, req: Request):
-        rid = self.ids.next()
+        rid = req.rid = self.ids.next()
         try:
             answer = self._dispatch(req)
         except Exception as exc:  # a bug must cost one 500, never the worker

@@ -46,6 +46,9 @@ async def action(app, req, ctx, minor, route, links):
     handler = _HANDLERS.get(name)
     if handler is None:
         raise errors.bad_request("There is no such action: %s" % name)
+    if name in _ACTION_NAMES:
+        from fastnova.resources import actions as instance_actions
+        instance_actions.start(req, ctx, _ACTION_NAMES[name])
     with rt.begin() as txn:
         rec = common.load(rt, txn, ctx, route.arg)
         rt.check_outbox(txn)
@@ -218,5 +221,11 @@ async def _create_image(rt, txn, ctx, minor, links, rec, body):
 
 
 _HANDLERS = {name: _simple for name in _SIMPLE}
+# The instance action each one records (nova/compute/instance_actions.py).
+_ACTION_NAMES = {"reboot": "reboot", "os-start": "start", "os-stop": "stop", "pause": "pause",
+                 "unpause": "unpause", "suspend": "suspend", "resume": "resume",
+                 "resize": "resize", "confirmResize": "confirmResize",
+                 "revertResize": "revertResize", "rebuild": "rebuild",
+                 "createImage": "createImage", "lock": "lock", "unlock": "unlock"}
 _HANDLERS.update({"reboot": _reboot, "lock": _lock, "unlock": _unlock, "resize": _resize,
                   "rebuild": _rebuild, "createImage": _create_image})

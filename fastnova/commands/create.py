@@ -16,7 +16,7 @@ from fastnova import outbox
 from fastnova.api import errors
 from fastnova.commands import common, quota, runtime, schemas
 from fastnova.commands.validation import is_uuid_like
-from fastnova.resources import server_groups
+from fastnova.resources import actions, server_groups
 from fastnova.store import layout as L
 
 META_KEYPAIR = b"keypair:"
@@ -32,6 +32,7 @@ async def create(app, req, ctx, minor, route, links):
     rt = runtime.get(app)
     body = common.parse_body(req)
     schemas.CREATE[minor].check(body)
+    actions.start(req, ctx, "create")
     server = body["server"]
     plan = _plan(server, body, minor)
     with rt.begin() as txn:
@@ -50,6 +51,9 @@ async def create(app, req, ctx, minor, route, links):
             rec["server_groups"] = [group]
     casts = [outbox.make_cast("build_and_run_instance", rec, plan["cast_args"], rt.cfg.api_host)
              for rec in records]
+    for cast in casts:        # the action rides with the casts into the store write's thread
+        cast["request_id"] = actions.request_id()
+        cast["action"] = actions.PENDING.get()
     seqs = rt.db.take_seqs(count) if rt.db is not None and rt.overlapped else None
     if seqs is not None:
         await _overlapped(rt, records, casts, seqs)
@@ -84,6 +88,7 @@ def _store(b, records, casts) -> list[int]:
         if not rec["seq"]:
             _name([rec], [_next_seq(b)])
         b.upsert_server(rec)
+        actions.record(b, rec["id"], pending=casts and casts[0].get("action"))
         cast["instance"] = rec
         keys.append(outbox.append(b, cast))
     group = records[0].get("server_groups") if records else None

@@ -23,6 +23,8 @@ _ROUTES = {
     ("os-server-groups", (), "POST"): "server_groups:create",
     ("os-server-groups", ("*",), "GET"): "server_groups:show",
     ("os-server-groups", ("*",), "DELETE"): "server_groups:delete",
+    ("servers", ("*", "os-instance-actions"), "GET"): "actions:index",
+    ("servers", ("*", "os-instance-actions", "*"), "GET"): "actions:show",
     ("flavors", (), "POST"): "flavors:create",
     ("flavors", ("*",), "PUT"): "flavors:update",
     ("flavors", ("*",), "DELETE"): "flavors:delete",
