@@ -43,7 +43,7 @@ async def create(app, req, ctx, minor, route, links):
             raise errors.bad_request("Invalid key_name provided.")
         quota.check_metadata(rt, txn, ctx.project_id, plan["metadata"])
         count = quota.check_create(rt, txn, ctx.project_id, flavor, plan["min_count"],
-                                   plan["max_count"])
+                                   plan["max_count"], ctx.user_id)
         group = server_groups.check_hint(rt, txn, plan["hints"], count, ctx.project_id)
     records = _records(ctx, plan, flavor, count)
     if group is not None:

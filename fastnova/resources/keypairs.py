@@ -157,6 +157,9 @@ async def create(app, req, ctx, minor, args, links):
         C.put_json(b, k, kp)
     with rt.begin() as txn:
         allowed = quota.limits(rt, txn, ctx.project_id).get("key_pairs", -1)
+        mine = quota.user_limits(rt, txn, ctx.project_id, user_id)
+        if mine and "key_pairs" in mine:
+            allowed = mine["key_pairs"]
     await rt.write(change)
     out = {}
     if private is not None and minor < 92:
