@@ -66,6 +66,7 @@ _WORKFLOWS = {
 
 
 EVENT = "__event__"
+CALL = "__call__"
 
 
 def _with_events(cast, steps, cell) -> list:
@@ -149,6 +150,8 @@ class SimCell:
     def take(self, cast: dict, token=None) -> bool:
         """Schedule a cast's workflow; False if it is a duplicate (at-least-once delivery)."""
         uuid, version = cast["id"], cast["version"]
+        if cast.get("call_id"):
+            return self._call(cast, token)
         if self.seen.get(uuid, 0) >= version and cast["cast"] != "terminate_instance":
             return False
         self.seen[uuid] = max(self.seen.get(uuid, 0), version)
@@ -168,6 +171,22 @@ class SimCell:
             at += delay * self.step
             heapq.heappush(self.heap, (at, next(self.order), uuid, change, token,
                                        cast if first and i == real else None))
+        return True
+
+    def _call(self, cast, token) -> bool:
+        """A call (os-getConsoleOutput): answered one step later with a ``call.reply``."""
+        inst = cast["instance"]
+        lines = ["[    0.000000] Linux version 6.1.0 (fastnova simulated cell %s)" % self.name,
+                 "[    1.234567] Booting %s on %s" % (inst["id"], inst.get("host") or "?"),
+                 "%s login: " % (inst.get("hostname") or "server")]
+        tail = (cast.get("args") or {}).get("tail_length")
+        if tail is not None:
+            lines = lines[-tail:] if tail else []
+        reply = {CALL: {"call_id": cast["call_id"], "output": "\n".join(lines) + "\n"
+                        if lines else ""}}
+        self.pending[token] = 1
+        heapq.heappush(self.heap, (time.monotonic() + self.step, next(self.order), inst["id"],
+                                   reply, token, None))
         return True
 
     def _cancel(self, uuid):
@@ -202,6 +221,9 @@ class SimCell:
 
     def _update(self, uuid, change, full) -> dict:
         version = max(self.versions.get(uuid, 0) + 1, time.time_ns() // 1000)
+        if isinstance(change, dict) and CALL in change:
+            reply = dict(change[CALL])
+            return contract.call_reply(reply.pop("call_id"), version, reply)
         if isinstance(change, dict) and EVENT in change:
             event = dict(change[EVENT])
             event["finish_time" if event.pop("finish", False) else "start_time"] = _now_us()

@@ -12,6 +12,7 @@ import uuid as uuidlib
 import orjson
 
 from fastnova.api import errors
+from fastnova.resources import console
 from fastnova.commands import common, quota, runtime, schemas
 from fastnova.commands.common import (ACTIVE, ALLOW_HARD_REBOOT, ALLOW_REBOOT_TASKS,
                                       ALLOW_SOFT_REBOOT, ERROR, PAUSED, RESIZED, STOPPED,
@@ -49,6 +50,11 @@ async def action(app, req, ctx, minor, route, links):
     if name in _ACTION_NAMES:
         from fastnova.resources import actions as instance_actions
         instance_actions.start(req, ctx, _ACTION_NAMES[name])
+    if handler is console.get_output:      # waits for the cell: no snapshot held meanwhile
+        with rt.begin() as txn:
+            rec = common.load(rt, txn, ctx, route.arg)
+            rt.check_outbox(txn)
+        return await handler(rt, None, ctx, minor, links, rec, body)
     with rt.begin() as txn:
         rec = common.load(rt, txn, ctx, route.arg)
         rt.check_outbox(txn)
@@ -221,6 +227,7 @@ async def _create_image(rt, txn, ctx, minor, links, rec, body):
 
 
 _HANDLERS = {name: _simple for name in _SIMPLE}
+_HANDLERS["os-getConsoleOutput"] = console.get_output   # a call to the cell, not a cast
 # The instance action each one records (nova/compute/instance_actions.py).
 _ACTION_NAMES = {"reboot": "reboot", "os-start": "start", "os-stop": "stop", "pause": "pause",
                  "unpause": "unpause", "suspend": "suspend", "resume": "resume",

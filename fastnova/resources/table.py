@@ -30,6 +30,8 @@ _ROUTES = {
     ("os-quota-sets", ("*",), "DELETE"): "quota_sets:delete",
     ("os-quota-sets", ("*", "defaults"), "GET"): "quota_sets:defaults_",
     ("os-quota-sets", ("*", "detail"), "GET"): "quota_sets:detail",
+    ("os-simple-tenant-usage", (), "GET"): "usage:index",
+    ("os-simple-tenant-usage", ("*",), "GET"): "usage:show",
     ("flavors", (), "POST"): "flavors:create",
     ("flavors", ("*",), "PUT"): "flavors:update",
     ("flavors", ("*",), "DELETE"): "flavors:delete",
