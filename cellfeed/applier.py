@@ -171,7 +171,7 @@ class ApplierThread:
         self.applier = applier
         self.max_batch = max_batch
         self.min_interval = min_interval
-        self._last_commit = 0.0
+        self._last_commit = float("-inf")       # the first commit never waits
         self._on_fatal = on_fatal
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._thread = threading.Thread(target=self._run, name="cellfeed-applier", daemon=True)

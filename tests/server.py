@@ -120,6 +120,37 @@ class Server:
         return self.proc.returncode
 
 
+def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
+    """Poll ``predicate`` until it is true (returned) or ``timeout`` seconds pass (an
+    AssertionError): tests wait for what they need, never for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(0.01)
+
+
+def accept_queue(port: int) -> int:
+    """Connections waiting to be accepted on loopback listening sockets bound to ``port``
+    (for a LISTEN socket, /proc/net/tcp's rx_queue column is its accept queue)."""
+    waiting = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    waiting += int(fields[4].split(":")[1], 16)
+    return waiting
+
+
+def wait_accepted(port: int, timeout: float = 30.0):
+    """Wait until every connection made to ``port`` has been accepted by the server."""
+    wait_until(lambda: accept_queue(port) == 0, timeout, "the accept queue of :%d to empty" % port)
+
+
 def children_of(ppid: int) -> set[int]:
     out = set()
     for name in os.listdir("/proc"):

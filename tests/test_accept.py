@@ -3,20 +3,23 @@ loop iteration is long (a busy worker building large pages), and keeps serving t
 connections that reset before they were set up."""
 import asyncio
 import contextlib
+import select
 import socket
 import struct
 import time
 
 from fastnova.loop import new_loop
 from fastnova.worker import Acceptor
+from tests.server import accept_queue, wait_until
 
 
 class _Proto(asyncio.Protocol):
-    def __init__(self, made):
+    def __init__(self, made, stamp):
         self.made = made
+        self.stamp = stamp
 
     def connection_made(self, transport):
-        self.made.append(time.monotonic())
+        self.made.append(self.stamp())
         transport.write(b"hi")
 
 
@@ -27,30 +30,57 @@ def _listener():
     return sock
 
 
-def _busy(loop, seconds, until):
-    """Make every loop iteration last `seconds` (what answering large pages does)."""
-    def spin():
-        time.sleep(seconds)
-        if time.monotonic() < until:
-            loop.call_later(0, spin)
-    loop.call_soon(spin)
+class _Busy:
+    """Make every loop iteration last `seconds` (what answering large pages does), counting
+    the iterations, until stopped."""
+
+    def __init__(self, loop, seconds):
+        self.loop = loop
+        self.seconds = seconds
+        self.iterations = 0
+        self.stopped = False
+        loop.call_soon(self._spin)
+
+    def _spin(self):
+        time.sleep(self.seconds)
+        self.iterations += 1
+        if not self.stopped:
+            self.loop.call_later(0, self._spin)
+
+
+def _run_until(loop, condition, timeout=30.0):
+    """Run the loop until ``condition()`` holds (an AssertionError after ``timeout``)."""
+    async def wait():
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "condition not reached"
+            await asyncio.sleep(0.005)
+    loop.run_until_complete(wait())
+
+
+def _iterate(loop, count):
+    """Run ``count`` loop iterations (each polls the sockets once)."""
+    async def turns():
+        for _ in range(count):
+            await asyncio.sleep(0)
+    loop.run_until_complete(turns())
 
 
 @contextlib.contextmanager
-def _serving():
+def _serving(stamp=time.monotonic):
     """A loop, a listening socket with an Acceptor on it, the transports' connection times, and
     a list to put client sockets in; all closed afterwards."""
     loop = new_loop()
     sock = _listener()
     made, clients = [], []
-    acceptor = Acceptor(loop, sock, lambda: _Proto(made))
+    acceptor = Acceptor(loop, sock, lambda: _Proto(made, stamp))
     try:
         yield loop, sock, acceptor, made, clients
     finally:
         acceptor.close()
         for client in clients:
             client.close()
-        loop.run_until_complete(asyncio.sleep(0.05))
+        _iterate(loop, 10)                            # the transports see their clients go
         sock.close()
         loop.close()
 
@@ -61,14 +91,15 @@ def _connect(sock, clients, count):
 
 
 def test_a_burst_of_connections_is_taken_in_a_few_iterations_of_a_busy_loop():
-    with _serving() as (loop, sock, _acceptor, made, clients):
+    busy = []
+    with _serving(stamp=lambda: busy[0].iterations) as (loop, sock, _acceptor, made, clients):
         _connect(sock, clients, 100)
-        start = time.monotonic()
-        _busy(loop, 0.02, start + 0.35)
-        # One connection per iteration would need 100 iterations of 20 ms: 2 s.
-        loop.run_until_complete(asyncio.sleep(0.3))
-        assert len(made) == 100
-        assert max(made) - start < 0.3
+        wait_until(lambda: accept_queue(sock.getsockname()[1]) == 100, what="100 queued")
+        busy.append(_Busy(loop, 0.02))
+        _run_until(loop, lambda: len(made) == 100)
+        busy[0].stopped = True
+        # Counted in iterations, not seconds: one connection per iteration would need 100.
+        assert max(made) <= 5, made
         for client in clients:
             client.settimeout(5)
             assert client.recv(2) == b"hi"
@@ -80,7 +111,7 @@ def test_a_connection_reset_while_queued_does_not_stop_the_others():
         reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         reset.close()                                 # RST before the worker accepted it
         for client in _connect(sock, clients, 3):
-            loop.run_until_complete(asyncio.sleep(0.05))
+            _run_until(loop, lambda: select.select([client], [], [], 0)[0])    # "hi" came
             client.settimeout(5)
             assert client.recv(2) == b"hi"
 
@@ -88,12 +119,12 @@ def test_a_connection_reset_while_queued_does_not_stop_the_others():
 def test_close_stops_accepting_and_leaves_the_queue_for_the_next_worker():
     with _serving() as (loop, sock, acceptor, made, clients):
         _connect(sock, clients, 1)
-        loop.run_until_complete(asyncio.sleep(0.1))
-        assert len(made) == 1
+        _run_until(loop, lambda: len(made) == 1)
         acceptor.close()
         acceptor.close()                              # idempotent
         _connect(sock, clients, 1)
-        loop.run_until_complete(asyncio.sleep(0.1))
+        wait_until(lambda: accept_queue(sock.getsockname()[1]) == 1, what="1 queued")
+        _iterate(loop, 20)                            # each iteration polls the socket
         assert len(made) == 1                         # not taken by the draining worker
         conn, _ = sock.accept()                       # still queued for whoever is next
         conn.close()
@@ -104,11 +135,10 @@ def test_connections_accepted_but_not_yet_set_up_are_counted_for_a_drain():
     transport (else a connection accepted just before TERM would be cut, unanswered)."""
     with _serving() as (loop, sock, acceptor, made, clients):
         _connect(sock, clients, 5)
-        time.sleep(0.05)
+        wait_until(lambda: accept_queue(sock.getsockname()[1]) == 5, what="5 queued")
         acceptor._ready()                        # what the loop calls when the socket is ready
         assert acceptor.opening == 5 and made == []
-        loop.run_until_complete(asyncio.sleep(0.1))
-        assert acceptor.opening == 0 and len(made) == 5
+        _run_until(loop, lambda: acceptor.opening == 0 and len(made) == 5)
 
 
 _OUT_OF_FDS = """

@@ -140,13 +140,15 @@ def test_slow_client_gets_408(srv, same_worker):
                 break
         assert data.startswith(b"HTTP/1.1 408 "), data
     elapsed = time.monotonic() - started
-    assert HEADER_TIMEOUT <= elapsed < HEADER_TIMEOUT + 2.0
+    # Not before the timeout; the upper bound only says it was the timeout, not the end of the
+    # request (~14 s of bytes), so it is loose enough for a starved machine.
+    assert HEADER_TIMEOUT <= elapsed < HEADER_TIMEOUT + 8.0
 
 
 def test_silent_connection_closed(srv, same_worker):
     """Connected and sent nothing: closed (no answer) after the header timeout."""
     with connect(srv) as sock:
-        sock.settimeout(HEADER_TIMEOUT + 3)
+        sock.settimeout(HEADER_TIMEOUT + 30)      # a deadline, generous
         started = time.monotonic()
         assert _recv(sock) == b""
         assert time.monotonic() - started >= HEADER_TIMEOUT * 0.9
@@ -157,7 +159,7 @@ def test_idle_keepalive_closed(srv, same_worker):
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_responses(sock, 1)[0] == [200]
         started = time.monotonic()
-        sock.settimeout(KEEPALIVE_TIMEOUT + 3)
+        sock.settimeout(KEEPALIVE_TIMEOUT + 30)   # a deadline, generous
         assert _recv(sock) == b""
         assert time.monotonic() - started >= KEEPALIVE_TIMEOUT * 0.9
 

@@ -1,6 +1,7 @@
 """Forwarding what fastnova does not serve to an upstream nova-api (a real HTTP server here)."""
 import asyncio
 import json
+import time
 
 import pytest
 import uvloop
@@ -29,6 +30,7 @@ class FakeNova:
     def __init__(self, close_after_each=False):
         self.seen = []
         self.close_after_each = close_after_each
+        self.closed = 0                 # connections this side closed after answering
         self.server = None
 
     async def start(self):
@@ -50,6 +52,8 @@ class FakeNova:
                 await writer.drain()
                 if self.close_after_each:
                     writer.close()
+                    await writer.wait_closed()
+                    self.closed += 1
                     return
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
@@ -131,7 +135,10 @@ def test_pooled_connection_closed_by_upstream_is_retried(store):
         nova = FakeNova(close_after_each=True)
         app = App(store, upstream=Upstream(await nova.start()))
         first = await app.handle(_request("/v2.1/os-services"))
-        await asyncio.sleep(0.05)
+        deadline = time.monotonic() + 30
+        while not nova.closed:          # the pooled connection is now closed at the far end
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.005)
         second = await app.handle(_request("/v2.1/os-services"))
         return first, second
 

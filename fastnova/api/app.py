@@ -187,7 +187,7 @@ class App:
         return "http://" + host
 
     def _dispatch(self, req: Request):
-        path = unquote(req.path) if "%" in req.path else req.path
+        path = router.normalize(unquote(req.path) if "%" in req.path else req.path)
         rt = router.route(req.method, path)
         kind = rt.kind
         if kind == router.VERSION_LIST:

@@ -51,6 +51,21 @@ class Route:
         self.arg = arg
 
 
+# Sub-resources of a server in nova's route table (routes.py): anything else under
+# /servers/{id}/ matches no route (webob's 404), not a resource fastnova does not serve.
+SERVER_SUBRESOURCES = frozenset((
+    "action", "consoles", "diagnostics", "ips", "metadata", "migrations", "os-instance-actions",
+    "os-interface", "os-server-password", "os-virtual-interfaces", "os-volume_attachments",
+    "remote-consoles", "os-security-groups", "shares", "tags", "topology"))
+_DOUBLE_SLASH = re.compile(r"//+")
+
+
+def normalize(path: str) -> str:
+    """nova's URL map collapses repeated slashes (paste's normalize_url) before routing:
+    ``//`` is ``/`` and ``/v2.1//servers`` is ``/v2.1/servers``; a trailing slash stays."""
+    return _DOUBLE_SLASH.sub("/", path) if "//" in path else path
+
+
 def route(method: str, path: str) -> Route:
     if path == "/":
         return Route(VERSION_LIST if method == "GET" else NO_ROUTE)
@@ -58,7 +73,10 @@ def route(method: str, path: str) -> Route:
         if path == prefix or path == prefix + "/":
             return Route(VERSION_DOC if method == "GET" else NO_ROUTE, legacy)
         if path.startswith(prefix + "/"):
-            return _resource(method, path[len(prefix) + 1:].rstrip("/").split("/"), legacy)
+            segs = path[len(prefix) + 1:].split("/")
+            if "" in segs:      # routes' {id} needs a character: /servers/ matches nothing
+                return Route(NO_ROUTE, legacy)
+            return _resource(method, segs, legacy)
     return Route(VERSION_CHOICES if method == "GET" else NO_ROUTE)
 
 
@@ -66,7 +84,7 @@ def _resource(method: str, segs: list[str], legacy: bool) -> Route:
     pid = None
     if len(segs) >= 2 and segs[1] in NOVA_COLLECTIONS and _PROJECT_RE.match(segs[0]):
         pid, segs = segs[0], segs[1:]
-    if not segs or segs[0] not in NOVA_COLLECTIONS:
+    if not segs or segs[0] not in NOVA_COLLECTIONS or not _known_server_path(segs):
         return Route(NO_ROUTE, legacy, pid)
     found = resource_table.match(method, segs)
     if found is not None:
@@ -76,6 +94,18 @@ def _resource(method: str, segs: list[str], legacy: bool) -> Route:
     if kind == NOT_SERVED:
         kind, arg = _command_kind(method, segs, arg)
     return Route(kind, legacy, pid, arg)
+
+
+def _known_server_path(segs: list[str]) -> bool:
+    """Whether a /servers/... path has a shape of nova's route table (any method)."""
+    if segs[0] != "servers" or len(segs) <= 2:
+        return True
+    if segs[2] not in SERVER_SUBRESOURCES:
+        return False
+    n = len(segs)
+    if n == 5:
+        return segs[2] == "migrations" and segs[4] == "action"
+    return n <= 4 and not (n == 4 and segs[2] == "action")
 
 
 def _get_kind(segs: list[str]) -> int:
@@ -108,14 +138,18 @@ def _command_kind(method: str, segs: list[str], arg):
     head, n = segs[0], len(segs)
     if head == "limits" and n == 1 and method == "GET":
         return LIMITS, None
-    if head != "servers" or n == 1 and method != "POST" or n > 4:
+    # A path of nova's whose method nova does not route is webob's 404 (routes' conditions),
+    # on the server routes fastnova answers completely.
+    if head != "servers" or n > 4:
         return NOT_SERVED, arg
     if n == 1:
-        return SERVER_CREATE, None
+        return (SERVER_CREATE if method == "POST" else NO_ROUTE), None
     if n == 2:
-        kind = {"PUT": SERVER_UPDATE, "DELETE": SERVER_DELETE}.get(method, NOT_SERVED)
+        kind = {"PUT": SERVER_UPDATE, "DELETE": SERVER_DELETE}.get(method, NO_ROUTE)
         return kind, arg
     if n == 3 and segs[2] == "action":
-        return (SERVER_ACTION if method == "POST" else NOT_SERVED), segs[1]
-    kind = _SERVER_SUB.get((segs[2], method, n == 4), NOT_SERVED)
+        return (SERVER_ACTION if method == "POST" else NO_ROUTE), segs[1]
+    if segs[2] not in ("metadata", "tags"):
+        return NOT_SERVED, arg
+    kind = _SERVER_SUB.get((segs[2], method, n == 4), NO_ROUTE)
     return kind, tuple(segs[1:2] + segs[3:])

@@ -18,6 +18,7 @@ from fastnova.commands.common import (ACTIVE, ALLOW_HARD_REBOOT, ALLOW_REBOOT_TA
                                       ALLOW_SOFT_REBOOT, ERROR, PAUSED, RESIZED, STOPPED,
                                       SUSPENDED)
 from fastnova.commands.servers import server_doc
+from fastnova.store.reader import get as reader_get
 
 META_OLD_FLAVOR = b"old_flavor:"
 META_LOCKED_BY = b"locked_by:"
@@ -170,8 +171,8 @@ async def _rebuild(rt, txn, ctx, minor, links, rec, body):
     schemas.REBUILD[minor].check(body)
     args = body["rebuild"]
     from fastnova.commands.create import keypair_key
-    if minor >= 54 and args.get("key_name") is not None and txn.get(
-            keypair_key(ctx.user_id, args["key_name"]), db=rt.reader.dbs[b"meta"]) is None:
+    if minor >= 54 and args.get("key_name") is not None and reader_get(
+            txn, keypair_key(ctx.user_id, args["key_name"]), rt.reader.dbs[b"meta"]) is None:
         raise errors.bad_request("Invalid key_name provided.")
     if "metadata" in args:
         quota.check_metadata(rt, txn, rec["project_id"], args["metadata"])

@@ -18,6 +18,7 @@ from fastnova.commands import common, quota, runtime, schemas
 from fastnova.commands.validation import is_uuid_like
 from fastnova.resources import actions, server_groups
 from fastnova.store import layout as L
+from fastnova.store.reader import get as reader_get
 
 META_KEYPAIR = b"keypair:"
 _TRUE = {True, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes"}
@@ -38,8 +39,8 @@ async def create(app, req, ctx, minor, route, links):
     with rt.begin() as txn:
         rt.check_outbox(txn)
         flavor = _flavor(rt, txn, server["flavorRef"])
-        if plan["key_name"] is not None and txn.get(
-                keypair_key(ctx.user_id, plan["key_name"]), db=rt.reader.dbs[L.DB_META]) is None:
+        if plan["key_name"] is not None and reader_get(
+                txn, keypair_key(ctx.user_id, plan["key_name"]), rt.reader.dbs[L.DB_META]) is None:
             raise errors.bad_request("Invalid key_name provided.")
         quota.check_metadata(rt, txn, ctx.project_id, plan["metadata"])
         count = quota.check_create(rt, txn, ctx.project_id, flavor, plan["min_count"],

@@ -11,6 +11,7 @@ import orjson
 
 from fastnova.api import errors
 from fastnova.store import layout as L
+from fastnova.store.reader import get
 
 META_QUOTA = b"quota:"
 META_USER_QUOTA = b"quotau:"      # + project NUL user (fastnova.resources.quota_sets)
@@ -18,7 +19,7 @@ META_USER_QUOTA = b"quotau:"      # + project NUL user (fastnova.resources.quota
 
 def limits(rt, txn, project_id: str) -> dict:
     out = dict(rt.cfg.quotas)
-    raw = txn.get(META_QUOTA + project_id.encode(), db=rt.reader.dbs[L.DB_META])
+    raw = get(txn, META_QUOTA + project_id.encode(), rt.reader.dbs[L.DB_META])
     if raw:
         out.update(orjson.loads(raw))
     return out

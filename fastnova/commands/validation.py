@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import sys
 import unicodedata
 import uuid as _uuid
 
@@ -276,12 +277,40 @@ class Schema:
                 return
         except TypeError:      # a non-string key met a pattern: jsonschema says how
             pass
-        try:
-            error = next(self.validator.iter_errors(body), None)
-        except TypeError as exc:   # a non-string key met a patternProperties regex
-            raise errors.bad_request(str(exc)) from None
-        if error is not None:
-            raise errors.bad_request(message(error))
+        except RecursionError:  # a deep value met enum/uniqueItems: jsonschema says how
+            pass
+        with _deep_room():
+            try:
+                error = next(self.validator.iter_errors(body), None)
+                text = None if error is None else message(error)
+            except TypeError as exc:   # a non-string key met a patternProperties regex
+                raise errors.bad_request(str(exc)) from None
+            except RecursionError:
+                raise errors.bad_request(DEEP_MESSAGE) from None
+        if text is not None:
+            raise errors.bad_request(text)
+
+
+# A body parses up to orjson's nesting limit (1,024).  jsonschema writes repr(instance) into its
+# messages, and repr of a value nested ~1,000 deep passes the interpreter's default recursion
+# limit (1,000 frames here; nova's Python 3.12+ counts C recursion apart, so its repr succeeds
+# and it answers its ordinary 400 with that text).  Room for the deepest parsable body, raised
+# only around validation; the C stack a repr level takes is a few hundred bytes.
+_ROOM = 6000
+DEEP_MESSAGE = "Malformed request body"
+
+
+class _deep_room:
+    __slots__ = ("saved",)
+
+    def __enter__(self):
+        self.saved = sys.getrecursionlimit()
+        if self.saved < _ROOM:
+            sys.setrecursionlimit(_ROOM)
+
+    def __exit__(self, *exc):
+        sys.setrecursionlimit(self.saved)
+        return False
 
 
 def message(error: js_exc.ValidationError) -> str:

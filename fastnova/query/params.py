@@ -259,7 +259,9 @@ def parse(q, minor: int, ctx, detail: bool, flavour: str = R.MYSQL,
         opts.pop("tenant_id", None)
         opts["project_id"] = ctx.project_id
     spec.limit = min(max_limit, int(q.last["limit"])) if "limit" in q.last else max_limit
-    spec.marker = q.last.get("marker")
+    # nova tests the marker for truth (compute API, BuildRequestList, multi_cell_list): an
+    # empty one is no marker.
+    spec.marker = q.last.get("marker") or None
     spec.order, sort_error = _order(q, minor, ctx)
     # Step 5: compute API remaps, then the DB API's filters.
     soft = opts.pop("soft_deleted", None)

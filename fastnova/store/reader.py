@@ -16,6 +16,20 @@ from fastnova.query.row import loads as qrow_loads
 from fastnova.store import layout as L
 from fastnova.store.writer import DEFAULT_MAP_SIZE, open_env
 
+# LMDB refuses an empty key or one longer than its page allows (511 bytes by default) with
+# BadValsizeError.  Keys built from a request (an id in the path, a marker, a tenant_id) can be
+# either; no stored key is, so such a lookup finds nothing, as nova's query would.
+MAX_KEY = 511
+
+
+def storable(key: bytes) -> bool:
+    return 0 < len(key) <= MAX_KEY
+
+
+def get(txn, key: bytes, db):
+    """txn.get for a key that may come from a request: None when LMDB could not hold it."""
+    return txn.get(key, None, db) if 0 < len(key) <= MAX_KEY else None
+
 
 class StoreReader:
     def __init__(self, data_dir: str, map_size: int = DEFAULT_MAP_SIZE,
@@ -47,7 +61,7 @@ class StoreReader:
     # -- single documents ----------------------------------------------------------------------
 
     def server_blob(self, txn, uuid: bytes) -> bytes | None:
-        return txn.get(uuid, db=self.servers)
+        return get(txn, uuid, self.servers)
 
     def server_blobs(self, txn, uuids: list[bytes]) -> list:
         """The blobs of a page's uuids, in order (None for a uuid without one)."""
@@ -56,14 +70,14 @@ class StoreReader:
         return [get(u, None, db) for u in uuids]
 
     def record(self, txn, uuid: bytes) -> dict | None:
-        raw = txn.get(uuid, db=self.records)
+        raw = get(txn, uuid, self.records)
         return orjson.loads(raw) if raw is not None else None
 
     def flavor_blob(self, txn, flavorid: bytes) -> bytes | None:
-        return txn.get(flavorid, db=self.flavors)
+        return get(txn, flavorid, self.flavors)
 
     def flavor_record(self, txn, flavorid: bytes) -> dict | None:
-        raw = txn.get(flavorid, db=self.dbs[L.DB_FLAVOR_RECS])
+        raw = get(txn, flavorid, self.dbs[L.DB_FLAVOR_RECS])
         return orjson.loads(raw) if raw is not None else None
 
     def flavor_ids(self, txn):
@@ -74,15 +88,15 @@ class StoreReader:
     # -- query indexes (fastnova.query.plan drives these) --------------------------------------
 
     def qrow(self, txn, uuid: bytes) -> dict | None:
-        raw = txn.get(uuid, db=self.qrows)
+        raw = get(txn, uuid, self.qrows)
         return qrow_loads(raw) if raw is not None else None
 
     def part_count(self, txn, scope: bytes, part: bytes) -> int:
-        raw = txn.get(L.part_prefix(scope, part), db=self.counts)
+        raw = get(txn, L.part_prefix(scope, part), self.counts)
         return int.from_bytes(raw, "big") if raw else 0
 
     def flavor_exists(self, txn, flavorid: str) -> bool:
-        return txn.get(flavorid.encode(), db=self.dbs[L.DB_FLAVOR_RECS]) is not None
+        return get(txn, flavorid.encode(), self.dbs[L.DB_FLAVOR_RECS]) is not None
 
     def walk_part(self, txn, scope: bytes, part: bytes, desc: bool, start: bytes | None = None):
         """(suffix, value) of one ``ix`` part in order: suffix = micros(created_at) + uuid,
@@ -115,6 +129,8 @@ class StoreReader:
         """Put ``cur`` where ``walk`` begins and return py-lmdb's own iterator from there (keys,
         or (key, value) pairs), which runs past ``prefix``: the caller stops at the first key
         without it.  None when there is nothing to walk."""
+        if len(prefix) + len(start or b"") > MAX_KEY:
+            return None         # no stored key is that long (see MAX_KEY)
         if not desc:
             if not cur.set_range(prefix + (start or b"")):
                 return None
