@@ -45,7 +45,7 @@ sys.path.insert(0, REPO)
 
 from cellfeed import contract  # noqa: E402
 from cellfeed.journal import Journal  # noqa: E402
-from tests.test_cellfeed_helpers import (FeedProcess, Names, Store, server,  # noqa: E402
+from tests.cellfeed_support import (FeedProcess, Names, Store, server,  # noqa: E402
                                          wait_for)
 
 

@@ -23,7 +23,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from tests.test_import_helpers import NovaDeployment  # noqa: E402
+from tests.import_support import NovaDeployment  # noqa: E402
 
 UUID = ("substr(md5('{salt}'||i),1,8)||'-'||substr(md5('{salt}'||i),9,4)||'-4'||"
         "substr(md5('{salt}'||i),14,3)||'-a'||substr(md5('{salt}'||i),18,3)||'-'||"

@@ -88,11 +88,11 @@ def main(argv=None) -> int:
         logging.getLogger("pika").setLevel(logging.WARNING)
         return service.run(args)
     if args.command == "cell-sim":
-        from cellfeed import cellsim
+        from cellfeed import simcell_broker
         logging.basicConfig(level=args.log_level.upper(),
                             format="%(asctime)s %(process)d %(levelname)s %(message)s")
         logging.getLogger("pika").setLevel(logging.WARNING)
-        return cellsim.run(args.amqp, args.exchange, args.cast_exchange, args.cast_queue,
+        return simcell_broker.run(args.amqp, args.exchange, args.cast_exchange, args.cast_queue,
                            args.step, args.name)
     return _publish(args)
 

@@ -19,6 +19,7 @@ import pytest
 
 from fastnova import demo
 from tests.server import running_server
+from tests.cloud.keystone import keystone  # noqa: F401  (session fixture: a real keystone)
 
 REPO = Path(__file__).resolve().parent.parent
 from tests.samples import SAMPLES  # noqa: E402

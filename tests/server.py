@@ -12,7 +12,7 @@ Each server gets a fresh temporary directory (store in ``data_dir``, log beside 
 (the master logs the port it got) and is ready when every worker has logged "ready".  On exit it
 is stopped with TERM (then KILL after ``stop_timeout``); ``srv.stop()`` does the same earlier and
 returns the master's exit code.  ``env`` adds environment variables, e.g. short timeouts:
-``env={"FASTNOVA_HEADER_TIMEOUT": "1"}`` (see fastnova/serve.py).
+``env={"FASTNOVA_HEADER_TIMEOUT": "1"}`` (see fastnova/serve/__init__.py).
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ straight from the memory-mapped page.  No Python frame runs.
 
 Anything else (another path, a query string, a memo miss, an unknown or foreign server, an
 error) returns None and the general path answers, so the two can never disagree:
-tests/test_fastpath.py compares their answers byte for byte.
+tests/unit/test_fastpath.py compares their answers byte for byte.
 """
 import logging
 import os

@@ -41,7 +41,7 @@ Two things make a cold page cheaper, which is what a show in a 1,000,000-server 
   the binary search and the copy: +3.5%, paired.
 
 LMDB's on-disk format (data version 1) has not changed since 2012; ``MappedDB`` refuses any
-other version.  tests/test_mapped.py compares every read with py-lmdb's over random stores, under
+other version.  tests/unit/test_mapped.py compares every read with py-lmdb's over random stores, under
 a writer committing in another process, and with damaged pages.
 """
 import os

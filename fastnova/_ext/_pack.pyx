@@ -4,7 +4,7 @@ write-time work; rendering the parts is fastnova/_ext/_render.pyx, the index ent
 row fastnova/_ext/_rows.pyx).
 
 Packing: same bytes as the pure twin, ``fastnova.views.servers.pack_parts_pure`` (assemble, then
-``fastnova.store.layout.pack_blob``); tests/test_writer_incremental.py runs both.  The pure
+``fastnova.store.layout.pack_blob``); tests/unit/test_writer_incremental.py runs both.  The pure
 twin builds a list of pieces, a join per piece and a struct per header (~15 µs a server, a fifth
 of a feed update, profiled); here the chunks are measured, then copied once into an exactly
 sized bytes object.  Chunks are borrowed from ``parts``, which holds them for the whole call.

@@ -65,7 +65,7 @@ cdef inline int _request_line(bytes chunk) noexcept:
 # or version, a byte outside its tables, framing headers, a repeated header that matters, a limit
 # reached, a split or pipelined request) returns 0 and httptools parses the chunk as before, so
 # every refusal and error is still httptools' and the general path's.  Where it says yes,
-# tests/test_quick.py checks that httptools reads the same request from the same bytes.
+# tests/unit/test_quick.py checks that httptools reads the same request from the same bytes.
 
 cdef struct Quick:
     const char* url

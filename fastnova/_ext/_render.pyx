@@ -20,7 +20,7 @@ from fastnova._ext._untrack cimport PyUnicode_1BYTE_DATA, PyUnicode_IS_ASCII, _u
 # building dicts for orjson, slicing its output and calling small functions.  Here each chunk is
 # written into one buffer: strings that need no escaping (printable ASCII without a quote or a
 # backslash, nearly all of them), None, booleans, 64-bit ints and empty containers by hand,
-# everything else by orjson, as the twin does.  tests/test_writer_incremental.py compares the
+# everything else by orjson, as the twin does.  tests/unit/test_writer_incremental.py compares the
 # two over random records.
 
 from cpython.long cimport PyLong_AsLongLongAndOverflow

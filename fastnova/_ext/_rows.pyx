@@ -2,7 +2,7 @@
 """Compiled twins of the rest of the feed's write-time work: a server's index entries (twin of
 fastnova.store.writer.index_entries_pure) and its query row (twin of fastnova.query.row's
 ``build_pure`` and ``micros_pure``).  Split from _render.pyx (the view parts and their blob);
-tests/test_writer_incremental.py and tests/test_query_property.py hold each to its twin.
+tests/unit/test_writer_incremental.py and tests/unit/test_query_property.py hold each to its twin.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_GET_LENGTH

@@ -49,7 +49,7 @@ def now() -> str:
 
 def next_version(old: int) -> int:
     """Versions are microseconds of wall time, and always grow: cells use the same clock, so a
-    cell's update made after a command's write sorts after it (fastnova.simcell)."""
+    cell's update made after a command's write sorts after it (fastnova.outbound.simcell_embedded)."""
     return max(old + 1, time.time_ns() // 1000)
 
 
@@ -164,7 +164,7 @@ async def change(rt, rec: dict, changes: dict, cast: tuple | None = None,
     server at once (nova's local delete of a server no cell has yet).  Returns the record as
     written.
     """
-    from fastnova import outbox
+    from fastnova.outbound import outbox
     uuid = rec["id"]
     when = now()
     fields = dict(changes, updated_at=when)

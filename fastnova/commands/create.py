@@ -12,7 +12,7 @@ import uuid as uuidlib
 
 import orjson
 
-from fastnova import outbox
+from fastnova.outbound import outbox
 from fastnova.api import errors
 from fastnova.commands import common, quota, runtime, schemas
 from fastnova.commands.validation import is_uuid_like

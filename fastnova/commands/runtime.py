@@ -17,7 +17,7 @@ statement is sent as soon as its store change has run inside the write transacti
 passed), so the database's commit and the store's fsync proceed together and the command waits
 for the slower of the two instead of their sum.  The outbox entry is then durable before its row
 may be: it carries ``db_version`` and the forwarder holds it until the row has that version
-(fastnova.forwarder).  If the statement certainly failed, the command undoes its store write
+(fastnova.outbound.forwarder).  If the statement certainly failed, the command undoes its store write
 (``undo``) and fails; if its outcome is unknown, or the worker died, the forwarder writes the row
 from the entry once it is ``settle`` seconds old (docs/commands.md).
 """
@@ -30,7 +30,7 @@ import logging
 import os
 import socket
 
-from fastnova import outbox
+from fastnova.outbound import outbox
 from fastnova.api import errors
 
 LOG = logging.getLogger("fastnova.commands")
@@ -116,7 +116,7 @@ class Runtime:
         self.committer = Committer(self.writer)
         self.sim = None
         if not cfg.amqp:
-            from fastnova.simcell import EmbeddedCell
+            from fastnova.outbound.simcell_embedded import EmbeddedCell
             self.sim = EmbeddedCell(self, cfg.sim_step)
         self.db = None
         if cfg.database:

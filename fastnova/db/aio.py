@@ -64,7 +64,7 @@ def _pending(cast: dict | None) -> str | None:
 
 
 def upsert_sql(count: int) -> str:
-    """The version-guarded upsert of ``count`` rows, seq named (fastnova.forwarder's
+    """The version-guarded upsert of ``count`` rows, seq named (fastnova.outbound.forwarder's
     roll-forward of a command whose worker died before its statement)."""
     return (_UPSERT_HEAD + _COLUMNS + ", seq) VALUES " + ", ".join([_VALUES_SEQ] * count) +
             _UPSERT_TAIL)

@@ -14,14 +14,14 @@ leaves a row this pass must not carry out: the refusing transaction raises the s
 the row's version (fastnova.commands.common.outrank), so the version test below skips it.
 
 The other direction (a command whose store write is durable but whose row is not: it overlapped
-the two and its worker died first) is the forwarder's (fastnova.forwarder.DbGate): it writes
+the two and its worker died first) is the forwarder's (fastnova.outbound.forwarder.DbGate): it writes
 the row from the outbox entry before the cast goes.
 """
 from __future__ import annotations
 
 import orjson
 
-from fastnova import outbox
+from fastnova.outbound import outbox
 from fastnova.db.schema import connect
 
 META_CHECKPOINT = b"db_recover_checkpoint"

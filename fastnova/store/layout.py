@@ -18,7 +18,7 @@ by_name      scope NUL collate(name)[:200] NUL uuid -> vm_state           [live 
 flavors      flavorid -> view blob   (key order is nova's default flavor order: flavorid asc)
 flavor_recs  flavorid -> orjson flavor record
 meta         bookkeeping: schema version, sequence counter, feed position, ...
-outbox       u64 big-endian sequence -> orjson cast to a cell (fastnova.outbox)
+outbox       u64 big-endian sequence -> orjson cast to a cell (fastnova.outbound.outbox)
 
 Every index is written twice, once under the server's project id as ``scope`` and once under
 ``*`` (all tenants), so a member's query and an admin's all_tenants query both walk only the
@@ -70,7 +70,7 @@ DB_BY_NAME = b"by_name"
 DB_FLAVORS = b"flavors"
 DB_FLAVOR_RECS = b"flavor_recs"
 DB_META = b"meta"
-DB_OUTBOX = b"outbox"      # casts to the cells awaiting the forwarder (fastnova.outbox)
+DB_OUTBOX = b"outbox"      # casts to the cells awaiting the forwarder (fastnova.outbound.outbox)
 
 ALL_DBS = (DB_SERVERS, DB_RECORDS, DB_QROWS, DB_INDEX, DB_COUNTS, DB_BY_CHANGED, DB_BY_NAME,
            DB_FLAVORS, DB_FLAVOR_RECS, DB_META, DB_OUTBOX)

@@ -289,7 +289,7 @@ class Batch:
         """Render, index and put every server pending in this batch, once each, as the last
         of its writes would have: every view part, query row field and index entry is a pure
         function of the record, so what the earlier writes would have put is either rewritten
-        by the last one or equal to it (tests/test_writer_coalesce.py compares the bytes)."""
+        by the last one or equal to it (tests/unit/test_writer_coalesce.py compares the bytes)."""
         pending = self._pending
         if not pending:
             return

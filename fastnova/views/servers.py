@@ -16,7 +16,7 @@ Rendering is split into *parts*, each a pure function of a few record fields (``
 them).  ``render_parts`` renders all of them; ``rerender_parts`` renders again only those whose
 fields a patch changed and keeps the others; ``assemble`` turns parts into pieces.  The pieces
 depend only on the parts, so a partial re-render gives the bytes of a full one
-(tests/test_writer_incremental.py checks both, and that each part reads only its fields).
+(tests/unit/test_writer_incremental.py checks both, and that each part reads only its fields).
 """
 from __future__ import annotations
 

@@ -61,5 +61,24 @@ def _build(path: Path, requirements: list[str], log) -> None:
     log("cloud: venv %s built in %.0f s" % (path.name, time.monotonic() - started))
 
 
+# The one venv keystone, nova, placement and glance share in the tests (they co-install at
+# these pins), and the clients that drive them.  Change a pin here and every fixture follows.
+OPENSTACK_REQUIREMENTS = ["keystone==30.0.0", "nova==34.0.0", "openstack-placement==16.0.0",
+                          "glance==33.0.0", "gunicorn", "psycopg2-binary",
+                          "python-openstackclient"]
+
+
+def openstack_bin(log=print) -> Path:
+    """The ``bin`` directory of the shared OpenStack venv, built on first use."""
+    return ensure_venv("openstack", OPENSTACK_REQUIREMENTS, log=log)
+
+
 if __name__ == "__main__":
-    print(ensure_venv(sys.argv[1], sys.argv[2:]))
+    # python -m tests.cloud.venv openstack      -> the shared OpenStack venv
+    # python -m tests.cloud.venv NAME REQ...    -> any other set
+    started = time.monotonic()
+    if sys.argv[1:] == ["openstack"]:
+        where = openstack_bin()
+    else:
+        where = ensure_venv(sys.argv[1], sys.argv[2:])
+    print("%s (ready in %.0f s)" % (where, time.monotonic() - started))

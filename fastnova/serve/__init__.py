@@ -1,0 +1,168 @@
+"""``fastnova serve``: prepare the store (in a short-lived child), bind, run the master.
+
+The package, in the order a request meets it: this entry, ``master`` (the pre-fork master:
+sockets, signals, supervised children), ``worker`` (one worker process: its store reader, the
+app, the accept loop), ``loop`` (uvloop, after fork) and ``malloc`` (the workers' heap tuning).
+
+The master itself never opens the store: a child creates it (and fills it with demo data when
+asked) and exits, so no LMDB handle is inherited across the workers' fork.
+
+Connection timeouts come from serve options when the command line has them, else from the
+environment (so tests can make them short without new flags):
+
+  FASTNOVA_HEADER_TIMEOUT     a request must be complete this long after it starts (30 s) -> 408
+  FASTNOVA_KEEPALIVE_TIMEOUT  idle keep-alive connection, or a client not reading (75 s)
+  FASTNOVA_GRACEFUL_TIMEOUT   TERM/HUP/TTOU: how long a worker may drain (30 s)
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from types import SimpleNamespace
+
+from fastnova.serve.master import GRACEFUL_TIMEOUT, Master, bind
+
+LOG = logging.getLogger("fastnova")
+FEED_NICE = 10          # cellfeed's niceness above the workers' (serve --feed-nice)
+
+
+def run_in_child(fn, *args) -> int:
+    """Run fn(*args) in a forked child and return its exit code."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = fn(*args)
+        except BaseException:
+            logging.getLogger("fastnova").exception("store preparation failed")
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def fill_demo(data_dir: str, count: int, seed: int = 0, embedded_cell: bool = False) -> int:
+    """Create the store if needed; fill it with ``count`` demo servers if it has none.  With
+    the embedded simulated cell, its services are reported (through the feed's contract and
+    applier) so that availability zones list its hosts from the start."""
+    from fastnova import demo
+    from fastnova.store.writer import StoreWriter
+
+    os.makedirs(data_dir, exist_ok=True)
+    writer = StoreWriter(data_dir, sync=False)
+    try:
+        with writer.env.begin() as txn:
+            have = txn.stat(writer.dbs[b"records"])["entries"]
+        if count and have == 0:
+            started = time.monotonic()
+            last = [started]
+
+            def progress(done, total):
+                if time.monotonic() - last[0] > 5 or done == total:
+                    last[0] = time.monotonic()
+                    LOG.info("demo: %d/%d servers (%.0f/s)", done, total,
+                             done / max(1e-6, last[0] - started))
+
+            demo.fill(writer, count, seed=seed, progress=progress)
+        elif count:
+            LOG.info("store already holds %d servers; --demo leaves it as it is", have)
+        if embedded_cell:
+            _report_sim_services(writer)
+        writer.env.sync(True)
+    finally:
+        writer.close()
+    return 0
+
+
+def _report_sim_services(writer):
+    from cellfeed import contract
+    from cellfeed.applier import apply_update
+    from fastnova.simcell import service_updates
+    with writer.batch() as b:
+        for update in contract.decode(contract.encode(service_updates())):
+            apply_update(b, update)
+
+
+def _seconds(args, name: str, env: str, default: float | None) -> float | None:
+    value = getattr(args, name, None)
+    if value is None:
+        value = os.environ.get(env)
+    return float(value) if value not in (None, "") else default
+
+
+def serve(args) -> int:
+    if args.auth == "noauth":
+        LOG.warning("identity: noauth trusts the client: 'X-Auth-Token: USER:PROJECT' is "
+                    "believed as given (admin when USER is 'admin'). For tests and demos only.")
+    code = run_in_child(fill_demo, args.data_dir, args.demo, 0,
+                        not getattr(args, "amqp", None))
+    if code != 0:
+        LOG.error("could not prepare the store in %s", args.data_dir)
+        return code
+    host, port = args.bind
+    listeners = bind(host, port)
+    graceful = _seconds(args, "graceful_timeout", "FASTNOVA_GRACEFUL_TIMEOUT", GRACEFUL_TIMEOUT)
+    options = SimpleNamespace(
+        data_dir=args.data_dir, public_endpoint=args.public_endpoint,
+        upstream=getattr(args, "upstream", None),
+        db_flavour=getattr(args, "db_flavour", "mysql"),
+        server_name="%s:%d" % ("localhost" if host in ("0.0.0.0", "::") else host,
+                               listeners.port),
+        header_timeout=_seconds(args, "header_timeout", "FASTNOVA_HEADER_TIMEOUT", None),
+        keepalive_timeout=_seconds(args, "keepalive_timeout", "FASTNOVA_KEEPALIVE_TIMEOUT", None),
+        graceful_timeout=graceful)
+    return Master(listeners, options, args.workers, timeout=args.timeout,
+                  graceful_timeout=graceful, children=command_children(args)).run()
+
+
+def command_children(args) -> list:
+    """Configure the workers' commands (plain values, before fork) and name the supervised
+    processes they need when RabbitMQ is configured: the outbox forwarder and cellfeed.  With
+    no broker the simulated cell runs inside the workers (fastnova.outbound.simcell_embedded.EmbeddedCell)."""
+    from fastnova.outbound import forwarder
+    from fastnova.commands import runtime
+    database = getattr(args, "database", None)
+    amqp = getattr(args, "amqp", None)
+    schema = getattr(args, "db_schema", None)
+    cfg = runtime.configure(database=database, amqp=bool(amqp), db_schema=schema,
+                            outbox_bound=getattr(args, "outbox_bound", None),
+                            quotas=_quotas(getattr(args, "quota", None)),
+                            sim_step=getattr(args, "sim_step", None))
+    if not amqp:
+        return []
+    fopts = forwarder.Options(
+        data_dir=args.data_dir, amqp_url=amqp, database=database, db_schema=schema,
+        api_host=cfg.api_host,
+        exchange=getattr(args, "cast_exchange", None) or forwarder.DEFAULT_EXCHANGE,
+        queue=getattr(args, "cast_queue", None) or forwarder.DEFAULT_QUEUE)
+
+    feed_nice = getattr(args, "feed_nice", None)
+    feed_nice = FEED_NICE if feed_nice is None else feed_nice
+
+    def feed():
+        from cellfeed import service
+        if feed_nice:
+            # Below the workers (its applier child inherits it): on a busy host a read never
+            # waits behind a feed batch, while the feed still gets a share of every core
+            # (nice 10 weighs ~10% of a nice-0 worker) and batches more, so each update costs
+            # less, when it falls behind.  BENCHMARKS.md: show p99 under 1,000 updates/s.
+            os.nice(feed_nice)
+        return service.run({"data_dir": args.data_dir, "amqp_url": amqp,
+                            "exchange": getattr(args, "feed_exchange", None),
+                            "queue": getattr(args, "feed_queue", None)})
+    return [("forwarder", lambda: forwarder.run(fopts)), ("cellfeed", feed)]
+
+
+def _quotas(text):
+    if not text:
+        return None
+    from fastnova.commands.runtime import DEFAULT_QUOTAS
+    out = dict(DEFAULT_QUOTAS)
+    for item in text.split(","):
+        name, _sep, value = item.partition("=")
+        out[name.strip()] = int(value)
+    return out
