@@ -86,7 +86,7 @@ def _serve(cell, url, update_exchange, cast_exchange, cast_queue, stopping, dead
 
 def _report_services(cell, pub, stopping):
     """The cell's hosts, for the API hosts' availability zones (at every (re)connect)."""
-    from fastnova.simcell import service_updates
+    from fastnova.outbound.simcell_embedded import service_updates
     while not stopping:
         try:
             pub.send(service_updates(cell.name, cell.hosts))

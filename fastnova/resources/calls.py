@@ -14,7 +14,7 @@ import uuid as uuidlib
 
 import orjson
 
-from fastnova import outbox
+from fastnova.outbound import outbox
 from fastnova.api import errors
 from fastnova.resources import common as C
 

@@ -81,7 +81,7 @@ def fill_demo(data_dir: str, count: int, seed: int = 0, embedded_cell: bool = Fa
 def _report_sim_services(writer):
     from cellfeed import contract
     from cellfeed.applier import apply_update
-    from fastnova.simcell import service_updates
+    from fastnova.outbound.simcell_embedded import service_updates
     with writer.batch() as b:
         for update in contract.decode(contract.encode(service_updates())):
             apply_update(b, update)

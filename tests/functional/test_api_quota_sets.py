@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PROJECT_A, start_server
-from tests.daily import ADMIN, MEMBER_A, MEMBER_B, Client, novaclient_for, sdk
+from tests.daily_support import ADMIN, MEMBER_A, MEMBER_B, Client, novaclient_for, sdk
 
 QS = "/v2.1/os-quota-sets/"
 PROJECT = "0123456789abcdef0123"

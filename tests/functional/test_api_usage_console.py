@@ -8,7 +8,7 @@ import datetime
 import pytest
 
 from tests.conftest import start_server
-from tests.daily import ADMIN, MEMBER_A, MEMBER_B, Client, novaclient_for, \
+from tests.daily_support import ADMIN, MEMBER_A, MEMBER_B, Client, novaclient_for, \
     openstack_cli
 
 TOKEN = "use:00aa00aa00aa"

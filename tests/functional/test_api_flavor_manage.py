@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PROJECT_A, PROJECT_B, sample, start_server
-from tests.daily import ADMIN, MEMBER_A, MEMBER_B, Client, cli_json, novaclient_for, sdk
+from tests.daily_support import ADMIN, MEMBER_A, MEMBER_B, Client, cli_json, novaclient_for, sdk
 
 ES = "/v2.1/flavors/%s/os-extra_specs"
 

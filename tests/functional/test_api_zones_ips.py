@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import sample, start_server
-from tests.daily import ADMIN, MEMBER_A, MEMBER_B, Client, cli_json, sdk
+from tests.daily_support import ADMIN, MEMBER_A, MEMBER_B, Client, cli_json, sdk
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 
 from fastnova.importer.run import import_nova
 from tests.conftest import Api
-from tests.daily import Client
+from tests.daily_support import Client
 from tests.server import running_server
-from tests.test_import_helpers import NovaDeployment, needs_pg
+from tests.import_support import NovaDeployment, needs_pg
 
 pytestmark = needs_pg
 PROJECT = "6f70656e737461636b20342065766572"

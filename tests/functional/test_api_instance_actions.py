@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import sample, start_server
-from tests.daily import ADMIN, MEMBER_A, MEMBER_B, Client, cli_json, sdk
+from tests.daily_support import ADMIN, MEMBER_A, MEMBER_B, Client, cli_json, sdk
 
 IA = "/v2.1/servers/%s/os-instance-actions"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PROJECT_A, start_server
-from tests.daily import ADMIN, MEMBER_A, MEMBER_B, Client, cli_json, novaclient_for, \
+from tests.daily_support import ADMIN, MEMBER_A, MEMBER_B, Client, cli_json, novaclient_for, \
     openstack_cli, sdk
 
 SG = "/v2.1/os-server-groups"

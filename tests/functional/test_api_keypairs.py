@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import sample, start_server
-from tests.daily import ADMIN, MEMBER_A, MEMBER_B, Client, novaclient_for, sdk
+from tests.daily_support import ADMIN, MEMBER_A, MEMBER_B, Client, novaclient_for, sdk
 
 PUB = sample("os-keypairs", "keypairs-import-post-req.json")["keypair"]["public_key"]
 KP = "/v2.1/os-keypairs"
