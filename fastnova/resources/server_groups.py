@@ -149,8 +149,20 @@ async def delete(app, req, ctx, minor, args, links):
         C.delete(b, group_key(uuid))
         C.delete(b, BY_PROJECT + group["project_id"].encode() + C.SEP + _seq(group["seq"]))
         C.delete(b, ALL + _seq(group["seq"]))
+        _leave(b, uuid, group.get("members") or ())
     await rt.write(change)
     return 204, b""
+
+
+def _leave(b, uuid: str, members):
+    """The members' documents stop showing the group (2.71 server_groups), as nova's, which
+    reads the membership that the group's deletion removed; same transaction."""
+    for member in members:
+        cur = b.get_record(member)
+        if cur is None or cur.get("deleted") or uuid not in (cur.get("server_groups") or ()):
+            continue
+        kept = [g for g in cur["server_groups"] if g != uuid]
+        b.patch_server(member, cmd.next_version(cur.get("version", 0)), {"server_groups": kept})
 
 
 async def index(app, req, ctx, minor, args, links):

@@ -124,6 +124,12 @@ def test_membership_from_hint_and_server_view(c):
     assert status == 400 and doc["badRequest"]["message"] == \
         "Instance group 11111111-2222-3333-4444-555555555555 could not be found."
     c.wait_active(sid)
+    other = c.call("POST", SG, {"server_group": {"name": "tmp", "policies": ["affinity"]}})[1][
+        "server_group"]["id"]
+    kept = c.create_server("member2", hints={"group": other})
+    assert c.call("DELETE", SG + "/" + other)[0] == 204
+    assert c.call("GET", "/v2.1/servers/" + kept, version="2.71")[1]["server"][
+        "server_groups"] == []
     assert c.call("DELETE", "/v2.1/servers/" + sid)[0] == 204
     c.wait(lambda: c.call("GET", SG + "/" + gid)[1]["server_group"]["members"] == [],
            what="deleted member gone from the group")
