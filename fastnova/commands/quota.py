@@ -17,9 +17,14 @@ META_QUOTA = b"quota:"
 META_USER_QUOTA = b"quotau:"      # + project NUL user (fastnova.resources.quota_sets)
 
 
+def project_key(project_id: str) -> bytes:
+    from fastnova.resources.common import fit
+    return fit(META_QUOTA + project_id.encode())
+
+
 def limits(rt, txn, project_id: str) -> dict:
     out = dict(rt.cfg.quotas)
-    raw = get(txn, META_QUOTA + project_id.encode(), rt.reader.dbs[L.DB_META])
+    raw = get(txn, project_key(project_id), rt.reader.dbs[L.DB_META])
     if raw:
         out.update(orjson.loads(raw))
     return out
@@ -27,7 +32,8 @@ def limits(rt, txn, project_id: str) -> dict:
 
 def user_limits(rt, txn, project_id: str, user_id: str) -> dict | None:
     """A user's own override within the project (os-quota-sets ?user_id=), or None."""
-    raw = txn.get(META_USER_QUOTA + project_id.encode() + b"\x00" + user_id.encode(),
+    from fastnova.resources.common import fit
+    raw = txn.get(fit(META_USER_QUOTA + project_id.encode() + b"\x00" + user_id.encode()),
                   db=rt.reader.dbs[L.DB_META])
     return orjson.loads(raw) if raw else None
 

@@ -70,11 +70,11 @@ def write_api_resources(api, nb) -> dict:
         counts["server_groups"] += 1
     for row in api.stream(QUOTAS):
         if row["project_id"]:
-            _merge(nb, quota.META_QUOTA + row["project_id"].encode(), row)
+            _merge(nb, quota.project_key(row["project_id"]), row)
             counts["quotas"] += 1
     for row in api.stream(USER_QUOTAS):
-        _merge(nb, quota.META_USER_QUOTA + row["project_id"].encode() + C.SEP
-               + row["user_id"].encode(), row)
+        _merge(nb, C.fit(quota.META_USER_QUOTA + row["project_id"].encode() + C.SEP
+                         + row["user_id"].encode()), row)
         counts["quotas"] += 1
     seq = max(seen, default=0)
     nb.set_meta(b"seq:sgroup", b"%d" % seq)

@@ -63,15 +63,19 @@ def record(b, uuid: str, pending: dict | None) -> bool:
 def put_action(b, doc: dict):
     """Store one action (also import-nova's door)."""
     uuid, rid = doc["instance_uuid"], doc["request_id"]
-    key = (ACTION + uuid.encode() + C.SEP + _micros(doc["start_time"]).to_bytes(8, "big")
-           + rid.encode())
+    key = C.fit(ACTION + uuid.encode() + C.SEP + _micros(doc["start_time"]).to_bytes(8, "big")
+                + rid.encode())
     C.put_json(b, key, doc)
-    b.set_meta(BY_REQUEST + uuid.encode() + C.SEP + rid.encode(), key)
+    b.set_meta(_req_key(uuid, rid), key)
+
+
+def _req_key(uuid: str, rid: str) -> bytes:
+    return C.fit(BY_REQUEST + uuid.encode() + C.SEP + rid.encode())
 
 
 def apply_event(b, uuid: str, event: dict) -> bool:
     """A cell's event: the start of one (no finish_time yet) or its finish, merged by name."""
-    ref = b.get_meta(BY_REQUEST + uuid.encode() + C.SEP + event["request_id"].encode())
+    ref = b.get_meta(_req_key(uuid, event["request_id"]))
     raw = b.get_meta(ref) if ref is not None else None
     if raw is None:
         return False
@@ -128,7 +132,7 @@ async def index(app, req, ctx, minor, args, links):
     with app.reader.begin() as txn:
         start = None
         if marker is not None:
-            start = txn.get(BY_REQUEST + uuid.encode() + C.SEP + marker.encode(),
+            start = txn.get(_req_key(uuid, marker),
                             db=C.meta_db(_Rt(app)))
             if start is None:
                 raise errors.bad_request("Marker None could not be found.")
@@ -184,7 +188,7 @@ async def show(app, req, ctx, minor, args, links):
     rec = _server(app, ctx, minor, uuid)
     with app.reader.begin() as txn:
         db = C.meta_db(_Rt(app))
-        ref = txn.get(BY_REQUEST + uuid.encode() + C.SEP + rid.encode(), db=db)
+        ref = txn.get(_req_key(uuid, rid), db=db)
         raw = txn.get(ref, db=db) if ref is not None else None
     if raw is None:
         raise errors.not_found("Action %s not found" % rid)

@@ -13,6 +13,17 @@ from fastnova.api.query import Query
 from fastnova.store import layout as L
 
 SEP = b"\x00"
+MAX_KEY = 511         # LMDB's largest key (fastnova.store.reader.MAX_KEY)
+
+
+def fit(key: bytes) -> bytes:
+    """A key LMDB accepts: nova's columns allow a 255-character user id and a 255-character
+    key pair name (or project id), together past LMDB's 511 bytes; such a key keeps its first
+    bytes (so prefix walks and order hold) and ends in a digest of the whole."""
+    if len(key) <= MAX_KEY:
+        return key
+    import hashlib
+    return key[:MAX_KEY - 21] + b"\x01" + hashlib.sha1(key).digest()
 
 
 def forbidden(rule: str) -> errors.ApiError:

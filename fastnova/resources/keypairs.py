@@ -53,7 +53,7 @@ _SHOW_KEYS = _INDEX_KEYS + ("user_id", "created_at", "deleted", "deleted_at", "i
 
 
 def key(user_id: str, name: str) -> bytes:
-    return PREFIX + user_id.encode() + C.SEP + name.encode()
+    return C.fit(PREFIX + user_id.encode() + C.SEP + name.encode())
 
 
 def _user(req, ctx, minor, q, action: str, allowed) -> str:
@@ -85,7 +85,7 @@ async def index(app, req, ctx, minor, args, links):
     with rt.begin() as txn:
         after = None
         if marker is not None:
-            after = prefix + marker.encode()
+            after = C.fit(prefix + marker.encode())
             if txn.get(after, db=C.meta_db(rt)) is None:
                 raise errors.bad_request("Marker %s could not be found." % marker)
         rows = C.walk(rt, txn, prefix, after, limit)

@@ -46,7 +46,7 @@ UPDATE = by_minor([(lo, hi, _update_schema(lo)) for lo, hi in
 
 
 def user_key(project_id: str, user_id: str) -> bytes:
-    return USER + project_id.encode() + C.SEP + user_id.encode()
+    return C.fit(USER + project_id.encode() + C.SEP + user_id.encode())
 
 
 def defaults(rt) -> dict:
@@ -140,7 +140,7 @@ async def update(app, req, ctx, minor, args, links):
         for res, value in wanted.items():
             maximum = current.get(res, -1) if user else -1
             _validate(res, value, used.get(res, 0), maximum)
-    key = user_key(project, user) if user else quota.META_QUOTA + project.encode()
+    key = user_key(project, user) if user else quota.project_key(project)
 
     def change(b):
         raw = b.get_meta(key)
@@ -175,7 +175,7 @@ async def delete(app, req, ctx, minor, args, links):
         if user:
             C.delete(b, user_key(project, user))
             return
-        C.delete(b, quota.META_QUOTA + project.encode())
+        C.delete(b, quota.project_key(project))
         with b.txn.cursor(db=b.dbs[C.L.DB_META]) as cur:     # and its users' overrides
             prefix = USER + project.encode() + C.SEP
             while cur.set_range(prefix) and cur.key().startswith(prefix):

@@ -167,3 +167,20 @@ def test_sdks(api, c):
     nova.keypairs.delete("sdkkey")
     conn.compute.delete_keypair("sdkgen")
     assert list(conn.compute.keypairs()) == []
+
+
+def test_longest_names_nova_allows_fit_the_store(c):
+    # nova's columns: 255-character user id and key pair name; together past LMDB's key size
+    user, name = "u" * 255, "n" * 255
+    body = {"keypair": {"name": name, "public_key": PUB, "user_id": user}}
+    assert c.call("POST", KP, body, token=ADMIN, version="2.10")[0] == 201
+    status, doc = c.call("GET", "%s/%s?user_id=%s" % (KP, name, user), token=ADMIN,
+                         version="2.10")
+    assert status == 200 and doc["keypair"]["name"] == name
+    listed = c.call("GET", KP + "?user_id=" + user, token=ADMIN, version="2.35")[1]
+    assert [k["keypair"]["name"] for k in listed["keypairs"]] == [name]
+    project = "p" * 255
+    assert c.call("PUT", "/v2.1/os-quota-sets/%s?user_id=%s" % (project, user),
+                  {"quota_set": {"cores": 3}}, token=ADMIN)[0] == 200
+    assert c.call("GET", "/v2.1/os-quota-sets/%s?user_id=%s" % (project, user),
+                  token=ADMIN)[1]["quota_set"]["cores"] == 3
