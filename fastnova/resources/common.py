@@ -67,6 +67,8 @@ def walk(rt, txn, prefix: bytes, after: bytes | None = None, limit: int | None =
     """(key, value) of the entries under ``prefix`` in key order (or reversed), starting after
     key ``after``; at most ``limit``."""
     out = []
+    if len(prefix) > MAX_KEY or after is not None and len(after) >= MAX_KEY:
+        return out                       # no stored key is that long (fit)
     with txn.cursor(db=meta_db(rt)) as cur:
         if reverse:
             found = _last_before(cur, prefix, after)
@@ -95,6 +97,8 @@ def count(rt, txn, prefix: bytes) -> int:
 
 def count_in(txn, db, prefix: bytes) -> int:
     n = 0
+    if len(prefix) > MAX_KEY:
+        return n
     with txn.cursor(db=db) as cur:
         if cur.set_range(prefix):
             for key in cur.iternext(keys=True, values=False):

@@ -98,6 +98,8 @@ def test_quota():
                                                            "policies": ["affinity"]}})
         assert status == 403 and doc["forbidden"]["message"] == \
             "Quota exceeded, too many server groups."
+        absolute = c.call("GET", "/v2.1/limits")[1]["limits"]["absolute"]
+        assert absolute["totalServerGroupsUsed"] == 1 and absolute["maxServerGroups"] == 1
         c.create_server("m1", hints={"group": gid})
         status, doc = c.call("POST", "/v2.1/servers", {
             "server": {"name": "m2", "flavorRef": "1", "networks": "none",
