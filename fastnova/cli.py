@@ -1,126 +1,90 @@
-"""``fastnova`` command line: serve, demo (fill a store), and the options table in README.md."""
+"""``fastnova`` command line: serve, demo (fill a store), import-nova, reconcile, db, config.
+
+Options are described once, in fastnova/options.py; fastnova/config.py reads them from the flags,
+the environment and ``--config-file`` (docs/operations.md).
+"""
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
+from fastnova import config, options
+
 LOG = logging.getLogger("fastnova")
+LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
 
 
 def default_data_dir() -> str:
-    """$FASTNOVA_DATA_DIR, else /var/lib/fastnova for root, else $XDG_DATA_HOME/fastnova."""
-    env = os.environ.get("FASTNOVA_DATA_DIR")
-    if env:
-        return env
-    if os.geteuid() == 0:
-        return "/var/lib/fastnova"
-    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return os.path.join(base, "fastnova")
+    """The data dir when nothing names one ($FASTNOVA_DATA_DIR is read by fastnova.config)."""
+    return config.current().data_dir
 
 
-def _bind(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError("expected HOST:PORT, got %r" % text)
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-def _workers(text: str) -> int:
-    if text == "auto":
-        return os.cpu_count() or 1
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError("workers must be at least 1")
-    return n
-
-
-def _feed_nice(text: str) -> int:
-    n = int(text)
-    if not 0 <= n <= 19:
-        # Negative would put the feed above the readers (and needs privileges a non-root
-        # operator lacks: the feed would fail at every start).
-        raise argparse.ArgumentTypeError("feed niceness must be 0 to 19")
-    return n
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("fastnova")
+    except Exception:  # not installed as a distribution (a bare checkout on sys.path)
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fastnova", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("serve", help="run the API (master + forked workers)")
-    s.add_argument("--bind", type=_bind, default=("0.0.0.0", 8774), metavar="HOST:PORT",
-                   help="listen address (default 0.0.0.0:8774, nova-api's port)")
-    s.add_argument("--workers", type=_workers, default=_workers("auto"), metavar="N|auto",
-                   help="worker processes (default: one per core)")
-    s.add_argument("--data-dir", default=default_data_dir(),
-                   help="store directory (default: %(default)s)")
-    s.add_argument("--demo", type=int, default=0, metavar="N",
-                   help="fill an empty store with N deterministic demo servers")
-    s.add_argument("--auth", choices=["noauth"], default="noauth",
-                   help="identity scheme; noauth trusts 'X-Auth-Token: USER:PROJECT'")
-    s.add_argument("--public-endpoint", default=None, metavar="URL",
-                   help="base of the links in documents (default: the client's Host)")
-    s.add_argument("--db-flavour", choices=["mysql", "postgresql"], default="mysql",
-                   help="answer name/regex filters and sorts as a nova on this database would: "
-                        "mysql (case-insensitive REGEXP, NULLs first) or postgresql")
-    s.add_argument("--upstream", default=None, metavar="URL",
-                   help="nova-api to forward everything fastnova does not serve itself to "
-                        "(default: answer those with nova's 501 fault)")
-    s.add_argument("--timeout", type=float, default=30.0,
-                   help="seconds without a heartbeat before a worker is replaced")
-    s.add_argument("--graceful-timeout", type=float, default=None, metavar="S",
-                   help="TERM/HUP: seconds workers may take to drain (default 30, or "
-                        "$FASTNOVA_GRACEFUL_TIMEOUT)")
-    s.add_argument("--header-timeout", type=float, default=None, metavar="S",
-                   help="a request must be complete S seconds after it starts: else 408 "
-                        "(default 30, or $FASTNOVA_HEADER_TIMEOUT)")
-    s.add_argument("--keepalive-timeout", type=float, default=None, metavar="S",
-                   help="idle keep-alive connections close after S seconds (default 75, or "
-                        "$FASTNOVA_KEEPALIVE_TIMEOUT)")
-    s.add_argument("--log-level", default="INFO")
-    _add_command_options(s)
-    d = sub.add_parser("demo", help="fill a store with N demo servers and exit")
-    d.add_argument("count", type=int)
-    d.add_argument("--data-dir", default=default_data_dir())
-    d.add_argument("--seed", type=int, default=0)
+    p = argparse.ArgumentParser(prog="fastnova", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version="fastnova " + _version(),
+                   help="print fastnova's version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    s = sub.add_parser("serve", help="run the API (master + forked workers)",
+                       description="Run the API: a master and forked workers.")
+    options.add_flags(s, "serve")
+    d = sub.add_parser("demo", help="fill a store with N demo servers and exit",
+                       description="Fill a store with N deterministic demo servers and exit.")
+    d.add_argument("count", type=int, help="how many demo servers")
+    d.add_argument("--seed", type=int, default=0, help="demo data seed (default: 0)")
+    options.add_flags(d, "demo")
     from fastnova.importer.cli import add_parsers as add_import_parsers
-    add_import_parsers(sub, default_data_dir())
-    db = sub.add_parser("db", help="the PostgreSQL API database")
-    dbsub = db.add_subparsers(dest="db_command", required=True)
-    sync = dbsub.add_parser("sync", help="create or migrate the API database schema")
-    sync.add_argument("--database", required=True, metavar="URL")
-    sync.add_argument("--db-schema", default=None, help="PostgreSQL schema (default: public)")
+    add_import_parsers(sub, None)
+    db = sub.add_parser("db", help="the PostgreSQL API database",
+                        description="fastnova's PostgreSQL database.")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    sync = dbsub.add_parser("sync", help="create or migrate the API database schema",
+                            description="Create or migrate the database schema.")
+    sync.add_argument("--database", default=None, metavar="URL",
+                      help="postgresql:// database (default: the configured one)")
+    sync.add_argument("--db-schema", default=None, metavar="NAME",
+                      help="PostgreSQL schema (default: public)")
+    sync.add_argument("--config-file", action="append", default=[], metavar="PATH",
+                      help="an INI file of options (repeatable)")
+    c = sub.add_parser("config", help="print the effective configuration and where each "
+                                      "value came from (secrets masked)",
+                       description="Print the effective configuration: every key, its value "
+                                   "(secrets masked) and where it came from.")
+    options.add_flags(c, "serve")
     return p
 
 
-def _add_command_options(s):
-    """Options of the commands (fastnova.commands, docs/commands.md)."""
-    s.add_argument("--database", default=None, metavar="URL",
-                   help="postgresql:// API database (default: none; the store is the record)")
-    s.add_argument("--db-schema", default=None, help=argparse.SUPPRESS)
-    s.add_argument("--amqp", default=None, metavar="URL",
-                   help="RabbitMQ for casts and cell updates (default: none; a simulated cell "
-                        "runs in-process)")
-    s.add_argument("--outbox-bound", type=int, default=None, metavar="N",
-                   help="casts waiting before commands answer 503 (default 100000)")
-    s.add_argument("--quota", default=None, metavar="RES=N,...",
-                   help="default quotas, e.g. instances=10,cores=20,ram=51200")
-    s.add_argument("--cast-exchange", default=None, help="exchange the casts go to")
-    s.add_argument("--cast-queue", default=None, help="the cell's durable cast queue")
-    s.add_argument("--feed-exchange", default=None, help="the cells' update exchange")
-    s.add_argument("--feed-queue", default=None, help="this host's update queue")
-    s.add_argument("--feed-nice", type=_feed_nice, default=None, metavar="N",
-                   help="CPU niceness of cellfeed above the workers' (default 10: readers "
-                        "come first, the feed batches more when it falls behind; 0: equal)")
-    s.add_argument("--sim-step", type=float, default=None, metavar="SECONDS",
-                   help="embedded simulated cell: seconds per workflow step (default 0.2)")
+def settings_for(args) -> config.Settings:
+    """The settings of this run, with the command's flags set back on ``args`` as decided."""
+    settings = config.install(config.load(args))
+    command = "serve" if args.command == "config" else args.command
+    for opt in options.OPTS:
+        if command in opt.commands or args.command == "serve":
+            setattr(args, opt.name, settings.get(opt.name))
+    return settings
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(args, "log_level", "INFO"),
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s")
+    try:
+        settings = settings_for(args)
+    except config.ConfigError as exc:
+        print("fastnova %s: %s" % (args.command, exc), file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    if settings.files:
+        LOG.info("configuration read from %s", ", ".join(settings.files))
+    if args.command == "config":
+        config.print_effective(settings, sys.stdout)
+        return 0
     if args.command == "serve":
         from fastnova.serve import serve
         return serve(args)
@@ -128,11 +92,20 @@ def main(argv=None) -> int:
         from fastnova.serve import fill_demo
         return fill_demo(args.data_dir, args.count, args.seed)
     if args.command in ("import-nova", "reconcile"):
+        if not args.api_db:
+            print("fastnova %s: nova's API database is needed: --api-db URL, or "
+                  "[api_database] connection in a --config-file" % args.command, file=sys.stderr)
+            return 2
         from fastnova.importer.cli import main as import_main
         return import_main(args)
     if args.command == "db":
         from fastnova.db.schema import sync
-        return sync(args.database, schema=args.db_schema)
+        database = args.database or settings.database
+        if not database:
+            print("fastnova db sync: --database URL (or [fastnova] database) is needed",
+                  file=sys.stderr)
+            return 2
+        return sync(database, schema=args.db_schema or settings.db_schema)
     return 2
 
 

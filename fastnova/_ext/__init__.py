@@ -1,32 +1,30 @@
-"""The compiled hot path, or its pure-Python twin.
+"""The compiled hot path, or its pure-Python twin: ``compiled`` is the one place that chooses.
 
-``FASTNOVA_PURE=1`` selects the pure twin (tests run both); ``FASTNOVA_REQUIRE_EXT=1`` makes a
-missing or broken build an import error instead of a silent slowdown.
+The ``pure`` setting (FASTNOVA_PURE=1) selects the pure twins (tests run both); ``require_ext``
+(FASTNOVA_REQUIRE_EXT=1) makes a missing or broken build an import error instead of a silent
+slowdown.  Both are read from fastnova.config.
 """
 import importlib
-import os
+
+from fastnova.config import current as _settings
 
 
 def compiled(module: str, name: str):
-    """``fastnova._ext.<module>.<name>``, or None when FASTNOVA_PURE=1 or the module is not built
-    (with FASTNOVA_REQUIRE_EXT=1 "not built" raises the ImportError instead)."""
-    if os.environ.get("FASTNOVA_PURE") == "1":
+    """``fastnova._ext.<module>.<name>``, or None when the pure twins are chosen or the module is
+    not built (with require_ext, "not built" raises the ImportError instead)."""
+    settings = _settings()
+    if settings.pure:
         return None
     try:
         return getattr(importlib.import_module("fastnova._ext." + module), name)
     except ImportError:
-        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
+        if settings.require_ext:
             raise
         return None
 
 
-IMPLEMENTATION = "pure"
-if os.environ.get("FASTNOVA_PURE") != "1":
-    try:
-        from fastnova._ext._speedups import page_docs, show_doc  # noqa: F401
-        IMPLEMENTATION = "compiled"
-    except ImportError:
-        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
-            raise
+page_docs = compiled("_speedups", "page_docs")
+show_doc = compiled("_speedups", "show_doc")
+IMPLEMENTATION = "pure" if page_docs is None else "compiled"
 if IMPLEMENTATION == "pure":
     from fastnova.store.assemble import page_docs, show_doc  # noqa: F401

@@ -20,6 +20,7 @@ import os
 from email.utils import formatdate
 
 from fastnova.api.context import Context
+from fastnova.config import current as _settings
 from fastnova.store.layout import DB_SERVERS, ROLE_ADMIN, ROLE_MEMBER, VIEW_SHOW
 from fastnova._ext._mapped cimport MappedDB
 from fastnova._ext._speedups cimport _Blob
@@ -39,9 +40,9 @@ cdef extern from "Python.h":
 
 
 LOG = logging.getLogger("fastnova.fastpath")
-# FASTNOVA_MAPPED_READS=0 reads every blob through py-lmdb (an escape hatch, and the reference
-# for benchmarks): see _mapped.pyx.
-cdef bint MAPPED_READS = os.environ.get("FASTNOVA_MAPPED_READS", "1") != "0"
+# mapped_reads off (FASTNOVA_MAPPED_READS=0) reads every blob through py-lmdb (an escape hatch,
+# and the reference for benchmarks): see _mapped.pyx.
+cdef bint MAPPED_READS = _settings().mapped_reads
 
 cdef bytes PREFIX = b"/v2.1/servers/"
 cdef Py_ssize_t PREFIX_LEN = 14

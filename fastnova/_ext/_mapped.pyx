@@ -129,9 +129,10 @@ cdef inline int _cmp(const uint8_t* a, size_t alen, const char* b, size_t blen) 
     return -1 if alen < blen else (1 if alen > blen else 0)
 
 
-# FASTNOVA_HUGEPAGES=0: no MADV_HUGEPAGE (a store much larger than memory, where a 2 MB read
-# per miss would be waste).
-cdef bint HUGEPAGES = os.environ.get("FASTNOVA_HUGEPAGES", "1") != "0"
+# hugepages off (FASTNOVA_HUGEPAGES=0): no MADV_HUGEPAGE (a store much larger than memory,
+# where a 2 MB read per miss would be waste).
+from fastnova.config import current as _settings
+cdef bint HUGEPAGES = _settings().hugepages
 
 
 cdef class MappedDB:

@@ -21,6 +21,7 @@ from fastnova.api.microversion import negotiate, version_headers
 from fastnova.api.response import JSON, DateCache, RequestIds, frame, relay
 from fastnova.api.upstream import Relayed
 from fastnova._ext import compiled
+from fastnova.config import current as current_settings
 
 LOG = logging.getLogger("fastnova.api")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-_:\[\]]{1,255}$")
@@ -121,6 +122,7 @@ class App:
         self.server_name = server_name
         self.public_endpoint = public_endpoint.rstrip("/") if public_endpoint else None
         self.authenticate = authenticate
+        self.max_limit = current_settings().max_limit        # nova's [api] max_limit
         self.dates = DateCache()
         self.ids = RequestIds()
         self._identity = Memo(_raising(authenticate))

@@ -61,7 +61,7 @@ def show(app, req, ctx, minor, route, links) -> bytes:
 
 def listing(app, req, ctx, minor, route, links, detail: bool) -> bytes:
     q = Query(req.query)
-    limit, marker = limit_and_marker(q)
+    limit, marker = limit_and_marker(q, app.max_limit)
     view = L.VIEW_DETAIL if detail else L.VIEW_INDEX
     visible = _list_filter(q, ctx)
     with app.reader.begin() as txn:

@@ -39,7 +39,8 @@ def listing(app, req, ctx, minor, route, links, detail: bool) -> list[bytes]:
     view = L.VIEW_DETAIL if detail else L.VIEW_INDEX
     with reader.begin() as txn:
         spec = params.parse(q, minor, ctx, detail, flavour=reader.db_flavour,
-                            flavor_exists=lambda fid: reader.flavor_exists(txn, fid))
+                            flavor_exists=lambda fid: reader.flavor_exists(txn, fid),
+                            max_limit=app.max_limit)
         uuids = plan.page(reader, txn, spec)
         blobs = reader.server_blobs(txn, uuids)
         body = _ext.page_docs(blobs, minor, role_bit(ctx) | view, links.root, links.vroot)

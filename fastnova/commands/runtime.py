@@ -31,6 +31,7 @@ import os
 import socket
 
 from fastnova.outbound import outbox
+from fastnova.config import current as current_settings
 from fastnova.api import errors
 
 LOG = logging.getLogger("fastnova.commands")
@@ -55,7 +56,7 @@ class Config:
     amqp: bool = False                   # a forwarder takes the outbox to RabbitMQ
     sim_step: float = 0.2                # embedded simulated cell: seconds per step
     recover_settle: float = dataclasses.field(      # fastnova.db.recover.SETTLE
-        default_factory=lambda: float(os.environ.get("FASTNOVA_RECOVER_SETTLE", "5")))
+        default_factory=lambda: current_settings().recover_settle)
 
 
 _CONFIG = Config()

@@ -11,20 +11,11 @@ LOG = logging.getLogger("fastnova.importer")
 
 
 def _common(p, default_data_dir: str):
-    p.add_argument("--api-db", required=True, metavar="URL",
-                   help="nova's API database (postgresql:// or nova.conf's "
-                        "postgresql+psycopg2:// connection)")
     p.add_argument("--cell-db", action="append", default=[], metavar="URL",
                    help="a cell database (repeat per cell, cell0 included); default: every "
                         "cell_mappings row of the API database")
-    p.add_argument("--data-dir", default=default_data_dir)
-    p.add_argument("--instance-name-template", default=Settings.instance_name_template,
-                   help="nova.conf [DEFAULT] instance_name_template (default %(default)s)")
-    p.add_argument("--default-availability-zone", default=Settings.default_availability_zone,
-                   help="nova.conf [DEFAULT] default_availability_zone (default %(default)s)")
-    p.add_argument("--service-down-time", type=int, default=Settings.service_down_time,
-                   help="nova.conf [DEFAULT] service_down_time (default %(default)s)")
-    p.add_argument("--log-level", default="INFO")
+    from fastnova.options import add_flags
+    add_flags(p, p.prog.split()[-1])     # --api-db, --data-dir, nova.conf's [DEFAULT] keys, ...
 
 
 def add_parsers(sub, default_data_dir: str):

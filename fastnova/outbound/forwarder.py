@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import orjson
 
 from fastnova.outbound import outbox
+from fastnova.config import current as current_settings
 
 LOG = logging.getLogger("fastnova.forwarder")
 
@@ -127,7 +128,7 @@ class DbGate:
         self.opts = opts
         self.conn = None
         self.released: set[bytes] = set()
-        self.settle = float(os.environ.get("FASTNOVA_RECOVER_SETTLE", SETTLE))
+        self.settle = current_settings().get("recover_settle", SETTLE)
         self.rolled = 0
 
     def close(self):

@@ -15,9 +15,10 @@ A deleted server's row has no tags: nova's instance_destroy deletes the tag rows
 from __future__ import annotations
 
 import datetime as _dt
-import os
 
 import orjson
+
+from fastnova._ext import compiled
 
 _EPOCH = _dt.datetime(1970, 1, 1)
 _SECOND = _dt.timedelta(seconds=1)
@@ -94,11 +95,8 @@ def dumps(row: dict) -> bytes:
 
 loads = orjson.loads
 
-# FASTNOVA_PURE=1 selects the twin; FASTNOVA_REQUIRE_EXT=1 makes a missing build an error.
+# The compiled twin unless the pure one is chosen (fastnova._ext.compiled decides).
 build = build_pure
-if os.environ.get("FASTNOVA_PURE") != "1":
-    try:
-        from fastnova._ext._rows import build_row as build, micros  # noqa: F811
-    except ImportError:
-        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
-            raise
+if compiled("_rows", "build_row") is not None:
+    build = compiled("_rows", "build_row")
+    micros = compiled("_rows", "micros")  # noqa: F811

@@ -25,6 +25,7 @@ import sys
 
 from fastnova.serve import malloc
 from fastnova._ext import compiled
+from fastnova.config import current as current_settings
 from fastnova.api.app import App
 from fastnova.api.upstream import Upstream
 from fastnova.api.protocol import HttpProtocol, Limits
@@ -247,7 +248,7 @@ def edge_poller(loop):
     """The worker's edge-triggered connection set (fastnova/_ext/_edge.pyx says why), or None
     for uvloop's own transports: FASTNOVA_EDGE_IO=0, FASTNOVA_PURE=1, or the extension is not
     built."""
-    if os.environ.get("FASTNOVA_EDGE_IO", "1") == "0":
+    if not current_settings().edge_io:
         return None
     poller = compiled("_edge", "EdgePoller")
     return None if poller is None else poller(loop)

@@ -14,6 +14,7 @@ from operator import itemgetter
 import lmdb
 import orjson
 
+from fastnova._ext import compiled
 from fastnova.query import row as qrow
 from fastnova.record import merge, normalize
 from fastnova.store import layout as L
@@ -457,11 +458,5 @@ def index_entries_pure(rec: dict) -> dict:
     return out
 
 
-# FASTNOVA_PURE=1 selects the twin; FASTNOVA_REQUIRE_EXT=1 makes a missing build an error.
-index_entries = index_entries_pure
-if os.environ.get("FASTNOVA_PURE") != "1":
-    try:
-        from fastnova._ext._rows import index_entries  # noqa: F811
-    except ImportError:
-        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
-            raise
+# The compiled twin unless the pure one is chosen (fastnova._ext.compiled decides).
+index_entries = compiled("_rows", "index_entries") or index_entries_pure

@@ -21,10 +21,10 @@ depend only on the parts, so a partial re-render gives the bytes of a full one
 from __future__ import annotations
 
 import hashlib
-import os
 
 import orjson
 
+from fastnova._ext import compiled
 from fastnova.record import isotime
 from fastnova.store.layout import pack_blob
 from fastnova.views import links
@@ -348,14 +348,11 @@ def pack_parts_pure(project_id: str, parts: tuple, deleted: bool = False) -> byt
     return pack_blob(project_id, assemble(parts), deleted=deleted)
 
 
-# FASTNOVA_PURE=1 selects the twins; FASTNOVA_REQUIRE_EXT=1 makes a missing build an error.
+# The compiled twins unless the pure ones are chosen (fastnova._ext.compiled decides).
 PACK_IMPLEMENTATION = "pure"
 pack_parts, render_parts, render_some = pack_parts_pure, render_parts_pure, render_some_pure
-if os.environ.get("FASTNOVA_PURE") != "1":
-    try:
-        from fastnova._ext._pack import pack_parts  # noqa: F811
-        from fastnova._ext._render import render_parts, render_some  # noqa: F811
-        PACK_IMPLEMENTATION = "compiled"
-    except ImportError:
-        if os.environ.get("FASTNOVA_REQUIRE_EXT") == "1":
-            raise
+if compiled("_pack", "pack_parts") is not None:
+    pack_parts = compiled("_pack", "pack_parts")
+    render_parts = compiled("_render", "render_parts")
+    render_some = compiled("_render", "render_some")
+    PACK_IMPLEMENTATION = "compiled"

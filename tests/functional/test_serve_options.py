@@ -41,3 +41,17 @@ def test_feed_nice_is_0_to_19(value, ok, capsys):
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args(argv)
         assert exc.value.code == 2 and "0 to 19" in capsys.readouterr().err
+
+
+def test_a_nova_conf_reaches_the_workers(tmp_path):
+    # nova.conf's [api] max_limit, passed as it is, caps every page as nova's does.
+    conf = tmp_path / "nova.conf"
+    conf.write_text("[DEFAULT]\nmy_ip = 10.0.0.1\n\n[api]\nmax_limit = 3\n")
+    with running_server(workers=1, demo=20, extra_args=("--config-file", str(conf))) as srv:
+        for path in ("/v2.1/servers?all_tenants=1", "/v2.1/servers/detail?all_tenants=1",
+                     "/v2.1/flavors"):
+            status, _, body = srv.get(path)
+            assert status == 200, srv.log()[-2000:]
+            doc = json.loads(body)
+            items = doc.get("servers", doc.get("flavors"))
+            assert len(items) == 3 and "next" in json.dumps(doc), path
