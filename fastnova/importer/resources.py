@@ -19,7 +19,7 @@ from fastnova.resources import common as C
 from fastnova.commands import quota
 
 KEY_PAIRS = """
-SELECT id, name, user_id, fingerprint, public_key, type::text AS type, created_at
+SELECT id, name, user_id, fingerprint, public_key, type, created_at
   FROM key_pairs ORDER BY id"""
 GROUPS = """
 SELECT g.id, g.uuid, g.name, g.user_id, g.project_id, g.created_at, p.policy, p.rules
@@ -30,7 +30,7 @@ QUOTAS = "SELECT project_id, resource, hard_limit FROM quotas ORDER BY id"
 USER_QUOTAS = """
 SELECT project_id, user_id, resource, hard_limit FROM project_user_quotas ORDER BY id"""
 SERVICES = """
-SELECT host, "binary", disabled, disabled_reason, forced_down, last_seen_up, updated_at,
+SELECT host, {binary}, disabled, disabled_reason, forced_down, last_seen_up, updated_at,
        created_at, version FROM services WHERE deleted = 0 ORDER BY id"""
 ACTIONS = """
 SELECT id, action, instance_uuid, request_id, user_id, project_id, start_time, finish_time,
