@@ -237,3 +237,24 @@ _ACTION_NAMES = {"reboot": "reboot", "os-start": "start", "os-stop": "stop", "pa
                  "createImage": "createImage", "lock": "lock", "unlock": "unlock"}
 _HANDLERS.update({"reboot": _reboot, "lock": _lock, "unlock": _unlock, "resize": _resize,
                   "rebuild": _rebuild, "createImage": _create_image})
+
+
+def handles(body: bytes) -> bool:
+    """Does fastnova take this action itself?  An action it does not know (migrate, shelve, …)
+    goes to the upstream nova-api when there is one; without one it gets nova's 400 "There is
+    no such action".  os-getConsoleOutput goes upstream too when there is one (nova's cells
+    have the consoles); without one the embedded or broker cell answers it (issue 20).  A body
+    that is not one action is ours to refuse."""
+    try:
+        doc = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return True
+    if not isinstance(doc, dict) or len(doc) != 1:
+        return True
+    name = next(iter(doc))
+    return name in _HANDLERS and name not in _UPSTREAM_FIRST
+
+
+# Actions fastnova answers only without an upstream nova-api (issue 20: "with an upstream nova
+# these are forwarded").
+_UPSTREAM_FIRST = frozenset(("os-getConsoleOutput",))

@@ -76,7 +76,8 @@ class Worker:
         upstream = getattr(self.options, "upstream", None)
         app = App(self.reader, server_name=self.options.server_name,
                   public_endpoint=self.options.public_endpoint,
-                  upstream=Upstream(upstream) if upstream else None)
+                  upstream=Upstream(upstream) if upstream else None,
+                  commands=getattr(self.options, "commands", "local"))
         self.fast = app.fast
         self.server = Acceptor(loop, self.sock,
                                lambda: _Tracked(app, loop, self.stats, self.limits,
