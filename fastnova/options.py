@@ -179,6 +179,9 @@ OPTS: tuple[Opt, ...] = (
         "408 (default 30)", float, metavar="S"),
     Opt("keepalive_timeout", None, "idle keep-alive connections close after S seconds "
         "(default 75)", float, metavar="S"),
+    Opt("max_connections", None, "open connections per worker; at N it stops accepting until "
+        "one closes, and new clients wait in the backlog (default: the descriptor limit, "
+        "ulimit -n, less an eighth)", int, metavar="N"),
     Opt("log_level", "INFO", "debug, info, warning, error or critical (any case)",
         parse_log_level, commands=("serve", "demo", "import-nova", "reconcile", "config"),
         metavar="LEVEL"),

@@ -115,6 +115,7 @@ def serve(args) -> int:
                                listeners.port),
         header_timeout=getattr(args, "header_timeout", None),
         keepalive_timeout=getattr(args, "keepalive_timeout", None),
+        max_connections=getattr(args, "max_connections", None),
         graceful_timeout=graceful)
     return Master(listeners, options, args.workers, timeout=args.timeout,
                   graceful_timeout=graceful, children=command_children(args)).run()
