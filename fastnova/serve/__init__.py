@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from fastnova.serve.master import GRACEFUL_TIMEOUT, Master, bind
 
 LOG = logging.getLogger("fastnova")
+EX_PORT_TAKEN = 98     # EADDRINUSE's number: the listen address is taken
 FEED_NICE = 10          # cellfeed's niceness above the workers' (serve --feed-nice)
 
 
@@ -72,6 +73,12 @@ def fill_demo(data_dir: str, count: int, seed: int = 0) -> int:
 
 
 def serve(args) -> int:
+    from fastnova.serve.glue import PortTaken, refuse_taken_port
+    try:
+        refuse_taken_port(*args.bind)
+    except PortTaken as exc:
+        LOG.error("%s", exc)
+        return EX_PORT_TAKEN
     if args.auth == "noauth":
         LOG.warning("identity: noauth trusts the client: 'X-Auth-Token: USER:PROJECT' is "
                     "believed as given (admin when USER is 'admin'). For tests and demos only.")

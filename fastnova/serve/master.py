@@ -36,6 +36,7 @@ import socket
 import tempfile
 import time
 
+from fastnova.serve.glue import Notifier, set_title
 from fastnova.serve.worker import WORKER_BOOT_ERROR, worker_main
 
 LOG = logging.getLogger("fastnova.master")
@@ -125,6 +126,8 @@ class Master:
         os.set_blocking(self.pipe_w, False)
         self.boot_failures = 0
         self.stopping = False
+        self.notifier = Notifier()
+        self.announced = False         # READY=1 sent for the current generation
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -143,6 +146,7 @@ class Master:
 
     def run(self) -> int:
         self._install_signals()
+        set_title("master")
         LOG.info("master %d listening on %s:%d with %d workers", os.getpid(),
                  self.listeners.host, self.listeners.port, self.wanted)
         for name, start in self.children:
@@ -168,6 +172,21 @@ class Master:
             self._check_heartbeats()
             self._retire_when_ready()
             self._spawn_missing()
+            self._announce()
+            self.notifier.tick()
+
+    def _announce(self):
+        """READY=1 once every wanted worker of the current generation serves (again, after a
+        reload, once the old generation is told to drain)."""
+        if self.announced:
+            return
+        current = self._current()
+        if len(current) < self.wanted or not all(w.ready for w in current):
+            return
+        if any(w.retiring and not w.termed for w in self.workers.values()):
+            return
+        self.announced = True
+        self.notifier.ready(len(current))
 
     def _handle(self, sig):
         if sig == signal.SIGTERM:
@@ -220,6 +239,7 @@ class Master:
                 os.close(self.pipe_r)
                 os.close(self.pipe_w)
                 self.listeners.close_others(slot)
+                set_title("worker %d" % slot)
                 code = worker_main(sock, self.options, hb)
             finally:
                 os._exit(code)
@@ -290,6 +310,8 @@ class Master:
                  len(old))
         for info in old:
             info.retiring = True       # TERMed by _retire_when_ready
+        self.notifier.reloading()
+        self.announced = False
         self._spawn_missing()
 
     def _retire_when_ready(self):
@@ -328,6 +350,7 @@ class Master:
                 self.listeners.close_others(None)
                 for sig in SIGNALS:
                     signal.signal(sig, signal.SIG_DFL)
+                set_title(name)
                 code = start()
             finally:
                 os._exit(code if isinstance(code, int) else 0)
@@ -340,6 +363,7 @@ class Master:
         """Close our listening sockets first (new connections are refused, not left queued),
         then TERM (drain) or QUIT (exit now) everyone, and KILL whoever outlives the deadline."""
         self.stopping = True
+        self.notifier.stopping()
         self.listeners.close_all()
         sig = signal.SIGTERM if graceful else signal.SIGQUIT
         for pid in list(self.workers) + list(self.child_pids):
