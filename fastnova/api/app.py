@@ -12,7 +12,7 @@ import logging
 import re
 from urllib.parse import unquote
 
-from fastnova.api import errors, flavors, router, servers, versions
+from fastnova.api import errors, flavors, health, router, servers, versions
 from fastnova.commands import (actions as cmd_actions, create as cmd_create,
                                limits as cmd_limits, metadata as cmd_metadata,
                                servers as cmd_servers, tags as cmd_tags)
@@ -126,6 +126,7 @@ class App:
         self._hosts = Memo(_raising(self._host_url))
         self._links = Memo(Links)
         self.fast = _fast_path(self)
+        self.health = health.Health(self)
 
     def handle(self, req: Request):
         """The framed answer: bytes, or (for a handler that awaits) a coroutine giving bytes."""
@@ -186,6 +187,8 @@ class App:
 
     def _dispatch(self, req: Request):
         path = router.normalize(unquote(req.path) if "%" in req.path else req.path)
+        if path in health.PATHS:
+            return self.health.answer(req)
         rt = router.route(req.method, path)
         kind = rt.kind
         if kind == router.VERSION_LIST:
