@@ -58,12 +58,13 @@ class Request:
     """What the protocol hands over: the parts of an HTTP request that nova's answer depends on."""
 
     __slots__ = ("method", "path", "query", "host", "token", "mv_header", "mv_legacy",
-                 "keep_alive", "body", "content_type", "raw_headers", "accept")
+                 "keep_alive", "body", "content_type", "raw_headers", "accept", "route")
 
     def __init__(self, method="GET", path="/", query="", host=None, token=None,
                  mv_header=None, mv_legacy=None, keep_alive=True, body=b"", content_type=None,
                  raw_headers=(), accept=None):
         self.accept = accept
+        self.route = 0                      # the router's kind once routed (metrics' label)
         self.body = body
         self.content_type = content_type
         self.raw_headers = raw_headers      # every (name, value) as sent, for forwarding
@@ -145,7 +146,7 @@ class App:
         try:
             answer = self._dispatch(req)
         except Exception as exc:  # a bug must cost one 500, never the worker
-            answer = self._error(req, exc)
+            answer = self._error(req, exc, rid)
         if type(answer) is not tuple and inspect.isawaitable(answer):
             return self._finish(req, rid, answer)
         return self._frame(req, rid, answer)
@@ -154,7 +155,7 @@ class App:
         try:
             answer = await pending
         except Exception as exc:
-            answer = self._error(req, exc)
+            answer = self._error(req, exc, rid)
         return self._frame(req, rid, answer)
 
     def _frame(self, req, rid, answer) -> bytes:
@@ -165,10 +166,12 @@ class App:
                      head_only=req.method == "HEAD")
 
     @staticmethod
-    def _error(req, exc):
+    def _error(req, exc, rid=b"-"):
         if isinstance(exc, errors.ApiError):
             return exc.status, exc.body, exc.content_type, getattr(exc, "extra", b"")
-        LOG.error("unexpected error answering %s %s", req.method, req.path, exc_info=exc)
+        # The request id, as the client got it in x-openstack-request-id, ties the two.
+        LOG.error("[%s] unexpected error answering %s %s", rid.decode("latin-1"), req.method,
+                  req.path, exc_info=exc)
         body = errors.fault_body(500, "Unexpected API Error. Please report this at "
                                       "http://bugs.launchpad.net/nova/ and attach the Nova "
                                       "API log if possible.")
@@ -188,8 +191,10 @@ class App:
     def _dispatch(self, req: Request):
         path = router.normalize(unquote(req.path) if "%" in req.path else req.path)
         if path in health.PATHS:
+            req.route = health.ROUTE
             return self.health.answer(req)
         rt = router.route(req.method, path)
+        req.route = rt.kind
         kind = rt.kind
         if kind == router.VERSION_LIST:
             return 200, versions.version_list(self.host_url(req)), JSON, b""

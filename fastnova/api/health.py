@@ -29,6 +29,7 @@ from fastnova.config import current as current_settings
 PLAIN = b"text/plain; charset=UTF-8"
 JSON_TYPE = b"application/json; charset=UTF-8"
 PATHS = ("/healthcheck", "/healthcheck/")
+ROUTE = 100                    # its route label in the metrics (fastnova.serve.metrics)
 DB_TIMEOUT = 2
 DB_CACHE_SECONDS = 1.0         # a busy poller costs one query a second, not one a request
 

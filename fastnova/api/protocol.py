@@ -111,6 +111,10 @@ class HttpProtocol:
         self.app = app
         self.loop = loop
         self.stats = stats
+        # The worker's recorder (fastnova.serve.observe): counters and the access log.
+        self.rec = stats if hasattr(stats, "record") else None
+        self.t0 = 0
+        self.peer = "-"
         self.limits = limits
         self.transport = None
         self.parser = httptools.HttpRequestParser(self)
@@ -142,6 +146,9 @@ class HttpProtocol:
         self.since = self.loop.time()
         if self.stats is not None:
             self.stats.connections += 1
+        if self.rec is not None and self.rec.logging:
+            peer = transport.get_extra_info("peername")
+            self.peer = peer[0] if peer else "-"
 
     def connection_lost(self, exc):
         self.closing = True
@@ -175,6 +182,8 @@ class HttpProtocol:
                 self._answer(item)
 
     def data_received(self, data):
+        if self.rec is not None:
+            self.t0 = self.rec.now()
         if len(data) <= SLICE:
             self._feed(data)
             return
@@ -290,7 +299,13 @@ class HttpProtocol:
     def _write(self, answer, req):
         self.transport.write(answer)
         self.answered += 1
-        if self.stats is not None:
+        rec = self.rec
+        if rec is not None:
+            rec.record(req.route, answer, self.t0)
+            if rec.logging:
+                rec.log(self.peer, req.method, req.path + ("?" + req.query if req.query else ""),
+                        answer, self.t0, req.token)
+        elif self.stats is not None:
             self.stats.requests += 1
         if not req.keep_alive:
             self._close()

@@ -19,6 +19,7 @@ import sys
 import time
 from types import SimpleNamespace
 
+from fastnova.serve import metrics
 from fastnova.serve.master import GRACEFUL_TIMEOUT, Master, bind
 
 LOG = logging.getLogger("fastnova")
@@ -97,9 +98,23 @@ def serve(args) -> int:
                                listeners.port),
         header_timeout=getattr(args, "header_timeout", None),
         keepalive_timeout=getattr(args, "keepalive_timeout", None),
-        graceful_timeout=graceful)
+        graceful_timeout=graceful, access_log=getattr(args, "access_log", None),
+        metrics_area=metrics.Area())
+    children = command_children(args) + metrics_children(args, options)
     return Master(listeners, options, args.workers, timeout=args.timeout,
-                  graceful_timeout=graceful, children=command_children(args)).run()
+                  graceful_timeout=graceful, children=children).run()
+
+
+def metrics_children(args, options) -> list:
+    """The metrics process, when --metrics-bind names its address (bound here, so a taken
+    port stops the start)."""
+    bind_to = getattr(args, "metrics_bind", None)
+    if not bind_to:
+        return []
+    from fastnova.serve import scrape
+    sock = scrape.listen(*bind_to)
+    LOG.info("metrics on http://%s:%d/metrics", bind_to[0], sock.getsockname()[1])
+    return [scrape.child(sock, options.metrics_area, args.data_dir)]
 
 
 def command_children(args) -> list:

@@ -97,9 +97,10 @@ def bind(host: str, port: int) -> Listeners:
 
 
 class WorkerInfo:
-    __slots__ = ("pid", "slot", "heartbeat", "started", "ready", "retiring", "termed")
+    __slots__ = ("pid", "slot", "heartbeat", "started", "ready", "retiring", "termed", "mslot")
 
-    def __init__(self, pid, slot, heartbeat):
+    def __init__(self, pid, slot, heartbeat, mslot=None):
+        self.mslot = mslot             # its slot of the metrics region (fastnova.serve.metrics)
         self.pid = pid
         self.slot = slot
         self.heartbeat = heartbeat
@@ -127,6 +128,7 @@ class Master:
         self.boot_failures = 0
         self.stopping = False
         self.notifier = Notifier()
+        self.metrics = getattr(options, "metrics_area", None)
         self.announced = False         # READY=1 sent for the current generation
 
     # -- signals -------------------------------------------------------------------------------
@@ -232,10 +234,12 @@ class Master:
         fd, hb = tempfile.mkstemp(prefix="fastnova-hb-")
         os.close(fd)
         os.utime(hb, (0, 0))           # mtime 0 = "not ready"; the worker's first beat sets it
+        mslot = self.metrics.take() if self.metrics is not None else None
         pid = os.fork()
         if pid == 0:
             code = WORKER_BOOT_ERROR
             try:
+                self.options.metrics_slot = mslot
                 os.close(self.pipe_r)
                 os.close(self.pipe_w)
                 self.listeners.close_others(slot)
@@ -243,7 +247,7 @@ class Master:
                 code = worker_main(sock, self.options, hb)
             finally:
                 os._exit(code)
-        self.workers[pid] = WorkerInfo(pid, slot, hb)
+        self.workers[pid] = WorkerInfo(pid, slot, hb, mslot)
         LOG.info("worker %d started (slot %d)", pid, slot)
 
     def _reap(self):
@@ -266,9 +270,13 @@ class Master:
 
     def _worker_exited(self, info: WorkerInfo, code: int):
         _unlink(info.heartbeat)
+        if self.metrics is not None:
+            self.metrics.give_back(info.mslot)
         if self.stopping or (info.retiring and code == 0):
             LOG.info("worker %d exited with %d", info.pid, code)
             return
+        if self.metrics is not None:
+            self.metrics.restarted()
         if code == WORKER_BOOT_ERROR and not info.ready:
             self.boot_failures += 1
             LOG.error("worker %d failed to boot (%d in a row)", info.pid, self.boot_failures)

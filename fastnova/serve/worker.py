@@ -37,12 +37,16 @@ WORKER_BOOT_ERROR = 3
 HEARTBEAT_INTERVAL = 1.0
 
 
-class Stats:
-    __slots__ = ("connections", "requests")
-
-    def __init__(self):
-        self.connections = 0
-        self.requests = 0
+def recorder(options, identity=None):
+    """This worker's counters (its slot of the master's metrics region) and access log
+    (fastnova/serve/observe.py; the compiled twin unless the pure one is chosen)."""
+    from fastnova.serve import metrics, observe
+    slot = metrics.attach(getattr(options, "metrics_area", None),
+                          getattr(options, "metrics_slot", None))
+    path = getattr(options, "access_log", None)
+    access = observe.AccessLog(path, identity) if path else None
+    cls = compiled("_observe", "Recorder") or observe.Recorder
+    return cls(slot, access)
 
 
 class Worker:
@@ -53,7 +57,7 @@ class Worker:
         self.limits = Limits.from_options(options)
         self.graceful_timeout = float(getattr(options, "graceful_timeout", 30.0))
         self.protocols = set()
-        self.stats = Stats()
+        self.stats = None              # the recorder, made at boot (it may open the log)
         self.server = None
         self.loop = None
         self.reader = None
@@ -78,6 +82,7 @@ class Worker:
                   public_endpoint=self.options.public_endpoint,
                   upstream=Upstream(upstream) if upstream else None)
         self.fast = app.fast
+        self.stats = recorder(self.options, app._identity)
         self.server = Acceptor(loop, self.sock,
                                lambda: _Tracked(app, loop, self.stats, self.limits,
                                                 self.protocols, self),
@@ -96,6 +101,7 @@ class Worker:
             self.loop.run_forever()
         finally:
             self.reader.close()
+            self.stats.close()         # the access log's last lines
         LOG.info("worker %d stopped after %d connections, %d requests", os.getpid(),
                  self.stats.connections, self.stats.requests)
         return 0
@@ -113,6 +119,7 @@ class Worker:
             # The fast path holds a store snapshot between requests; let an idle worker drop it
             # once the store has moved on, so old pages are not pinned for more than a tick.
             self.fast.release_if_stale()
+        self.stats.tick()              # the access log's waiting lines, in one write
         now = self.loop.time()
         for proto in list(self.protocols):
             proto.check(now)
