@@ -6,7 +6,9 @@ applying idempotent, which is what lets replay and broker redelivery overlap fre
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import queue
 import threading
 import time
@@ -25,6 +27,31 @@ META_FLAVOR_VERSION = b"feed_flavor_version:"
 
 # What a record that slipped past cellfeed.contract can raise in the writer or the views.
 DATA_ERRORS = (ValueError, TypeError, KeyError, AttributeError)
+
+
+# Below this many free bytes a store's file system counts as full: LMDB grows its file a few
+# pages at a time, and a commit that cannot get them fails with EIO or ENOSPC.
+FULL_DISK_BYTES = 1 << 20
+
+
+def describe_store_error(exc: BaseException, data_dir: str) -> str:
+    """A store failure in an operator's words, naming the store's directory.
+
+    LMDB reports a full disk as ``mdb_txn_commit: Input/output error`` (or ENOSPC) and names no
+    file; statvfs of the store's directory tells a full disk from a failing one."""
+    from fastnova.store.writer import store_path
+    directory = store_path(data_dir)
+    text = str(exc) or type(exc).__name__
+    try:
+        st = os.statvfs(directory if os.path.isdir(directory) else data_dir)
+        free = st.f_bavail * st.f_frsize
+    except OSError:
+        free = None
+    full = "No space left" in text or getattr(exc, "errno", None) == errno.ENOSPC
+    if full or (free is not None and free < FULL_DISK_BYTES):
+        return "store: no space left on %s (%s bytes free): %s" % (
+            directory, "?" if free is None else free, text)
+    return "store: %s failed: %s" % (directory, text)
 
 
 class ApplyError(RuntimeError):

@@ -74,9 +74,11 @@ class Collector:
 class ApplierDied(RuntimeError):
     """The applier process ended while the consumer still needed it."""
 
-    def __init__(self, status: int):
+    def __init__(self, status: int, reason: str = ""):
         self.status = status
-        super().__init__("the applier process exited with status %d" % status)
+        self.reason = reason          # the applier's own words, when it said why (kind "x")
+        super().__init__("the applier process exited with status %d%s"
+                         % (status, ": " + reason if reason else ""))
 
     def exit_code(self) -> int:
         return self.status if self.status in (EXIT_SOFTWARE, EXIT_IOERR, EXIT_LOCKED,
@@ -98,6 +100,7 @@ class ApplierProcess:
         self.proc: subprocess.Popen | None = None
         self._report_fd = -1
         self._partial = b""
+        self.reason = ""
 
     def start(self):
         """Start the applier and wait until it has replayed the journal (it says ready)."""
@@ -165,7 +168,7 @@ class ApplierProcess:
         except subprocess.TimeoutExpired:
             return False
         if status != 0 and self.error is None:
-            self.error = ApplierDied(status)
+            self.error = ApplierDied(status, self.reason)
         os.close(self._report_fd)
         self._report_fd = -1
         return True
@@ -204,7 +207,10 @@ class ApplierProcess:
             self._partial += chunk
             wait = 0
         line, self._partial = self._partial.split(b"\n", 1)
-        kind, value = line.split(b" ")
+        kind, value = line.split(b" ", 1)
+        if kind == b"x":
+            self.reason = value.decode("utf-8", "replace")
+            return kind, 0
         if kind in (b"a", b"r"):
             self.position = max(self.position, int(value))
         return kind, int(value)
@@ -215,7 +221,7 @@ class ApplierProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             status = self.proc.wait()
-        return ApplierDied(status)
+        return ApplierDied(status, self.reason)
 
 
 # -- the applier's side ---------------------------------------------------------------------
@@ -278,9 +284,18 @@ def _report(fd: int, kind: bytes, position: int):
     os.write(fd, b"%s %d\n" % (kind, position))
 
 
+def _fatal(fd: int, reason: str) -> None:
+    """Log why the applier stops and tell the consumer (for its log and its status file)."""
+    LOG.critical("cellfeed: FATAL: %s", reason)
+    try:
+        os.write(fd, b"x %s\n" % reason.replace("\n", " ").encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
 def serve(options: dict) -> int:
     from cellfeed import contract
-    from cellfeed.applier import Applier, ApplyError
+    from cellfeed.applier import Applier, ApplyError, describe_store_error
     from cellfeed.journal import JournalError, JournalReader
     from cellfeed.service import REPLAY_BATCH
     from fastnova.store.writer import StoreWriter
@@ -294,10 +309,13 @@ def serve(options: dict) -> int:
         return EXIT_LOCKED
     try:
         writer = StoreWriter(options["data_dir"], render_cache=options["render_cache"])
+        applier = Applier(writer)
     except RuntimeError as exc:
-        LOG.critical("cellfeed: FATAL: %s", exc)
+        _fatal(report_fd, str(exc))
         return EXIT_CONFIG
-    applier = Applier(writer)
+    except Exception as exc:     # lmdb.Error or OSError: a full disk, most often
+        _fatal(report_fd, describe_store_error(exc, options["data_dir"]))
+        return EXIT_IOERR
     reader = JournalReader(journal_dir, applier.stats.position)
     commands = Commands()
     collector = Collector()
@@ -358,10 +376,13 @@ def serve(options: dict) -> int:
             _report(report_fd, b"a", applier.stats.position)
             collector.after_batch()
     except ApplyError as exc:
-        LOG.critical("cellfeed: FATAL: %s", exc)
+        _fatal(report_fd, str(exc))
         return EXIT_SOFTWARE
-    except Exception as exc:   # the store or the journal failed: nothing more is applied
-        LOG.critical("cellfeed: FATAL: the store write failed: %s", exc)
+    except JournalError as exc:
+        _fatal(report_fd, "journal: %s" % exc)
+        return EXIT_IOERR
+    except Exception as exc:   # the store failed: nothing more is applied
+        _fatal(report_fd, describe_store_error(exc, options["data_dir"]))
         return EXIT_IOERR
     finally:
         reader.close()

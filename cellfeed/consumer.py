@@ -22,6 +22,7 @@ write or fsync stops acknowledgements at once and ends the loop with ``fatal`` s
 from __future__ import annotations
 
 import collections
+import errno
 import functools
 import logging
 import random
@@ -69,6 +70,30 @@ class Tuning:
     batch_interval: float = 0.002
     backoff_initial: float = 0.25
     backoff_max: float = 30.0
+
+
+def connect_reason(error: BaseException) -> str:
+    """The innermost cause of a failed connection attempt, never empty.
+
+    pika wraps a refused TCP connect three deep (AMQPConnectionError ->
+    AMQPConnectionWorkflowFailed -> AMQPConnectorSocketConnectError -> OSError) and the outer
+    one's str() is '', which is what the log showed."""
+    current, seen = error, set()
+    while id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            name = errno.errorcode.get(current.errno, "") if current.errno else ""
+            return "%s%s" % (current.strerror or current, " (%s)" % name if name else "")
+        inner = getattr(current, "exception", None)      # pika's AMQPConnectorWrappedError
+        if inner is None:
+            inner = (getattr(current, "exceptions", None) or [None])[-1]
+        if inner is None:
+            inner = next((a for a in current.args if isinstance(a, BaseException)), None)
+        if inner is None:
+            break
+        current = inner
+    text = str(current).strip()
+    return "%s: %s" % (type(current).__name__, text) if text else type(current).__name__
 
 
 class Syncer:
@@ -181,7 +206,8 @@ class FeedConsumer:
         connection.channel(on_open_callback=self._on_channel_open)
 
     def _on_connection_open_error(self, _connection, error):
-        LOG.warning("cellfeed: cannot connect: %s", error)
+        LOG.warning("cellfeed: cannot connect to %s:%s: %s", self._params.host,
+                    self._params.port, connect_reason(error))
         self._connection = None
         self._after_disconnect()
 

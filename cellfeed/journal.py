@@ -122,6 +122,8 @@ class Journal:
 
     def _recover(self, applied: int):
         firsts = self.segments()
+        if len(firsts) >= 2 and self._rotation_was_cut(firsts[-2], firsts[-1]):
+            firsts = firsts[:-1]
         last_lsn = applied
         if firsts:
             last_lsn = max(last_lsn, self._recover_tail(firsts[-1]))
@@ -129,6 +131,35 @@ class Journal:
         if not firsts or self._tail_first + self._tail_count != self.next_lsn:
             # Empty journal, or the store is ahead of it: LSNs continue from the store.
             self._open_segment(self.next_lsn)
+
+    def _rotation_was_cut(self, previous: int, last: int) -> bool:
+        """A power cut right after a rotation: the new segment's head (fsynced when it was
+        created) survived, the old segment's last group (its fsync still running) did not.
+        Nothing of that group was acknowledged, and nothing after it (groups are fsynced and
+        acknowledged in order: the new segment holds no record yet), so the empty new segment is
+        dropped and the old one becomes the tail again, its torn end cut like any tail's.
+        Anything else missing before the tail is damage, refused as before."""
+        path = self._path(previous)
+        with open(path, "rb") as f:
+            data = f.read()
+        self._check_head(data, previous, path)
+        records, _end = parse_records(data, previous)
+        if previous + len(records) >= last:
+            return False
+        last_path = self._path(last)
+        with open(last_path, "rb") as f:
+            tail = f.read()
+        if len(tail) >= SEGMENT_HEAD.size:
+            self._check_head(tail, last, last_path)
+            if parse_records(tail, last)[0]:
+                raise JournalCorrupt("%s: entries %d to %d are missing"
+                                     % (path, previous + len(records), last - 1))
+        LOG.warning("journal: %s lost its last %d entries (never acknowledged) in a crash "
+                    "during a rotation; removing the empty %s", path,
+                    last - previous - len(records), last_path)
+        os.unlink(last_path)
+        self._sync_directory()
+        return True
 
     def _recover_tail(self, first: int) -> int:
         """Cut a torn tail off the newest segment; return its last valid LSN."""

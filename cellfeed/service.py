@@ -10,6 +10,7 @@ options or an incompatible store.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import gc
 import logging
@@ -17,17 +18,19 @@ import os
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass, fields
 
 import pika
 from pika.adapters.select_connection import IOLoop
 
 from cellfeed import contract
-from cellfeed.applier import Applier, ApplierThread, ApplyError
+from cellfeed.applier import Applier, ApplierThread, ApplyError, describe_store_error
 from cellfeed.applyproc import ApplierDied, ApplierProcess
 from cellfeed.consumer import FeedConsumer, Topology, Tuning
 from cellfeed.journal import (DEFAULT_SEGMENT_BYTES, Journal, JournalError, JournalFailed,
                               JournalLocked)
+from cellfeed.status import StatusWriter
 
 LOG = logging.getLogger(__name__)
 
@@ -120,26 +123,50 @@ class FeedService:
         self.writer = self.journal = self.applier = self.thread = self.consumer = None
         self.ioloop = None
         self.store_error: BaseException | None = None
+        self.reason = ""                  # why it stopped, for the status file
+        self.committed = 0                # last LSN handed to the applier (acknowledged)
+        self._waiting: collections.deque = collections.deque()   # (lsn, handed at)
+        self.status: StatusWriter | None = None
 
     def run(self) -> int:
+        self.status = StatusWriter(self.opts.data_dir)
+        self.status.write("starting", reason="", consuming=False)
+        try:
+            code = self._run()
+        except BaseException as exc:
+            self.reason = self.reason or "%s: %s" % (type(exc).__name__, exc)
+            self.status.write("failed", reason=self.reason, consuming=False)
+            raise
+        if code == EXIT_OK:
+            self.status.write("stopped", reason="", consuming=False, lag_seconds=0.0)
+        else:
+            self.status.write("failed", reason=self.reason or "exit status %d" % code,
+                              consuming=False, exit_status=code)
+        self.status.close()
+        return code
+
+    def _fatal(self, code: int, reason: str, level=logging.CRITICAL) -> int:
+        self.reason = reason
+        LOG.log(level, "cellfeed: %s%s", "FATAL: " if level >= logging.CRITICAL else "", reason)
+        return code
+
+    def _run(self) -> int:
+        import lmdb
         try:
             self._open()
         except ApplierDied as exc:    # the applier process could not start or replay
-            LOG.critical("cellfeed: FATAL: %s", exc)
             self._close()
-            return exc.exit_code()
+            return self._fatal(exc.exit_code(), str(exc))
         except ApplyError as exc:     # replay hit an entry it cannot apply
-            LOG.critical("cellfeed: FATAL: %s", exc)
-            return EXIT_SOFTWARE
+            return self._fatal(EXIT_SOFTWARE, str(exc))
         except JournalLocked as exc:
-            LOG.error("cellfeed: %s", exc)
-            return EXIT_LOCKED
+            return self._fatal(EXIT_LOCKED, str(exc), logging.ERROR)
         except (JournalError, OSError) as exc:
-            LOG.critical("cellfeed: FATAL: cannot open the journal or the store: %s", exc)
-            return EXIT_IOERR
+            return self._fatal(EXIT_IOERR, "cannot open the journal or the store: %s" % exc)
+        except lmdb.Error as exc:     # a full disk while opening the store, most often
+            return self._fatal(EXIT_IOERR, describe_store_error(exc, self.opts.data_dir))
         except RuntimeError as exc:   # the writer refuses a store of another schema
-            LOG.critical("cellfeed: FATAL: %s", exc)
-            return EXIT_CONFIG
+            return self._fatal(EXIT_CONFIG, str(exc))
         try:
             return self._serve()
         finally:
@@ -226,13 +253,15 @@ class FeedService:
         topology = Topology(exchange=opts.exchange, queue=opts.queue,
                             binding_key=opts.binding_key,
                             exchange_durable=opts.exchange_durable)
+        self.committed = self.journal.next_lsn - 1
         self.consumer = FeedConsumer(pika.URLParameters(opts.amqp_url), topology, self.journal,
-                                     self.thread.submit, self.ioloop, tuning,
+                                     self._handoff, self.ioloop, tuning,
                                      on_stopped=self.ioloop.stop,
                                      decoder=_decoder(opts.decoder))
         restore = self._install_signals()
         self.ioloop.add_callback(self.consumer.start)
         self.ioloop.call_later(HOUSEKEEPING_SECONDS, self._housekeeping)
+        self._write_status()
         try:
             self.ioloop.start()
         finally:
@@ -246,17 +275,13 @@ class FeedService:
         if isinstance(fatal, RuntimeError) and isinstance(self.thread.error, ApplierDied):
             fatal = self.thread.error
         if isinstance(fatal, ApplierDied):
-            LOG.critical("cellfeed: stopped: %s", fatal)
-            return fatal.exit_code()
+            return self._fatal(fatal.exit_code(), "stopped: %s" % fatal)
         if isinstance(fatal, ApplyError):
-            LOG.critical("cellfeed: stopped: %s", fatal)
-            return EXIT_SOFTWARE
+            return self._fatal(EXIT_SOFTWARE, "stopped: %s" % fatal)
         if fatal is not None:
-            LOG.critical("cellfeed: stopped after a durability failure: %s", fatal)
-            return EXIT_IOERR
+            return self._fatal(EXIT_IOERR, "stopped after a durability failure: %s" % fatal)
         if not stopped:
-            LOG.critical("cellfeed: the applier did not finish within 60 s")
-            return EXIT_IOERR
+            return self._fatal(EXIT_IOERR, "the applier did not finish within 60 s")
         self.journal.trim(self._position())
         if isinstance(self.thread, ApplierProcess):
             LOG.info("cellfeed: stopped; applied position %d", self._position())
@@ -267,10 +292,28 @@ class FeedService:
                  stats.ignored, stats.batches)
         return EXIT_OK
 
+    def _handoff(self, group) -> bool:
+        """A durable, acknowledged group goes to the applier; its hand-over time is kept until
+        the store has it (the status file's lag)."""
+        self.committed = group[-1][0]
+        self._waiting.append((self.committed, time.monotonic()))
+        return self.thread.submit(group)
+
+    def _lag(self) -> float:
+        position = self._position()
+        while self._waiting and self._waiting[0][0] <= position:
+            self._waiting.popleft()
+        return time.monotonic() - self._waiting[0][1] if self._waiting else 0.0
+
+    def _write_status(self):
+        self.status.write("running", journal_lsn=self.committed, applied_lsn=self._position(),
+                          lag_seconds=round(self._lag(), 3), consuming=self.consumer.consuming)
+
     def _on_store_failure(self, exc: BaseException):
         """Called on the applier thread: hand the failure to the I/O loop, which stops."""
         self.store_error = exc
-        LOG.critical("cellfeed: FATAL: the store write failed: %s", exc)
+        LOG.critical("cellfeed: FATAL: the store write failed: %s",
+                     describe_store_error(exc, self.opts.data_dir))
         self.ioloop.add_callback_threadsafe(functools.partial(self.consumer.abort, exc))
 
     def _housekeeping(self):
@@ -285,6 +328,7 @@ class FeedService:
             self.journal.trim(self._position())
         except OSError as exc:
             LOG.warning("cellfeed: cannot trim the journal: %s", exc)
+        self._write_status()
         self.ioloop.call_later(HOUSEKEEPING_SECONDS, self._housekeeping)
 
     def _install_signals(self):

@@ -17,6 +17,8 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
+from tests import mysql_support as nova_mysql
+
 PG_URL = os.environ.get("FASTNOVA_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SCHEMA_SQL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nova_schema.sql")
 
@@ -96,13 +98,23 @@ def request_spec(uuid, az=None, hints=None, security_groups=("default",)) -> str
         "project_id": "p", "ignore_hosts": None}, "1.14")).decode()
 
 
-class NovaDeployment:
-    """An API database and N cells, each a fresh schema; ``url(db)`` is what nova.conf holds."""
+ENGINES = [pytest.param("postgresql", marks=needs_pg),
+           pytest.param("mysql", marks=nova_mysql.needs_mysql)]
 
-    def __init__(self, cells: int = 1):
+
+class NovaDeployment:
+    """An API database and N cells, each a fresh schema (PostgreSQL) or database (MySQL/MariaDB);
+    ``url(db)`` is what nova.conf holds."""
+
+    def __init__(self, cells: int = 1, engine: str = "postgresql"):
         tag = uuidlib.uuid4().hex[:10]
+        self.engine = engine
         self.schemas = {"api": "nova_api_" + tag}
         self.schemas.update({"cell%d" % n: "nova_cell%d_%s" % (n, tag) for n in range(1, cells + 1)})
+        self._next_id = {}
+        if engine == "mysql":
+            self._create_mysql()
+            return
         self.admin = psycopg2.connect(PG_URL)
         self.admin.autocommit = True
         sections = schema_sections()
@@ -115,9 +127,25 @@ class NovaDeployment:
             with conn.cursor() as cur:
                 cur.execute(sections["api" if name == "api" else "cell"])
             self.conns[name] = conn
-        self._next_id = {}
+
+    def _create_mysql(self):
+        import pymysql.cursors
+        self.admin = nova_mysql.admin_connection()
+        sections = schema_sections()
+        self.conns = {}
+        for name, database in self.schemas.items():
+            with self.admin.cursor() as cur:
+                cur.execute("CREATE DATABASE %s CHARACTER SET utf8" % database)
+            conn = nova_mysql.admin_connection(database)
+            conn.cursorclass = pymysql.cursors.DictCursor
+            with conn.cursor() as cur:
+                for stmt in nova_mysql.mysql_ddl(sections["api" if name == "api" else "cell"]):
+                    cur.execute(stmt)
+            self.conns[name] = conn
 
     def url(self, name: str) -> str:
+        if self.engine == "mysql":
+            return nova_mysql.url(self.schemas[name])
         sep = "&" if "?" in PG_URL else "?"
         return PG_URL + sep + "options=" + quote("-csearch_path=" + self.schemas[name])
 
@@ -129,12 +157,19 @@ class NovaDeployment:
             conn.close()
         with self.admin.cursor() as cur:
             for schema in self.schemas.values():
-                cur.execute("DROP SCHEMA IF EXISTS %s CASCADE" % schema)
+                cur.execute(("DROP DATABASE IF EXISTS %s" if self.engine == "mysql"
+                             else "DROP SCHEMA IF EXISTS %s CASCADE") % schema)
         self.admin.close()
 
     def insert(self, db: str, table: str, **cols):
-        names = ", ".join('"%s"' % k for k in cols)
+        quote = "`" if self.engine == "mysql" else '"'
+        names = ", ".join("%s%s%s" % (quote, k, quote) for k in cols)
         marks = ", ".join(["%s"] * len(cols))
+        if self.engine == "mysql":          # MariaDB >= 10.5 has RETURNING too
+            with self.conns[db].cursor() as cur:
+                cur.execute("INSERT INTO %s (%s) VALUES (%s) RETURNING *" % (table, names, marks),
+                            list(cols.values()))
+                return dict(cur.fetchone())
         with self.conns[db].cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             cur.execute("INSERT INTO %s (%s) VALUES (%s) RETURNING *" % (table, names, marks),
                         list(cols.values()))

@@ -28,6 +28,7 @@ from fastnova.importer import stream as S
 from fastnova.importer.run import META_FLAVOR_VERSION, resolve_cells
 from fastnova.importer.swap import CARRY_MARGIN_S
 from fastnova.importer.versions import SLOTS, db_version
+from fastnova.progress import Progress
 from fastnova.record import canonical_time, normalize, time_micros
 from fastnova.store import layout as L
 from fastnova.store.writer import StoreWriter
@@ -164,7 +165,8 @@ def _flavors(dbs, writer: StoreWriter, stats: ReconcileStats):
 
 
 def reconcile_once(api_url: str, cell_urls, data_dir: str,
-                   settings: M.Settings | None = None) -> ReconcileStats:
+                   settings: M.Settings | None = None, out=None) -> ReconcileStats:
+    """One pass; with ``out``, progress goes there (fastnova.progress: a bar on a terminal)."""
     stats, start = ReconcileStats(), time.monotonic()
     began = _dt.datetime.utcnow().isoformat()
     floor = (time_micros(canonical_time(began)) - CARRY_MARGIN_S * 1_000_000) * SLOTS
@@ -173,10 +175,18 @@ def reconcile_once(api_url: str, cell_urls, data_dir: str,
     dbs = S.open_all(source)
     try:
         ctx = S.load_context(source, settings or M.Settings(), dbs)
+        progress = None
+        if out is not None:
+            progress = Progress("reconcile", S.count_servers(dbs, True), out=out)
         writes = _Writes(writer)
         for db_rec, st_rec in _merge(_db_records(dbs, ctx, stats), store_records(writer)):
             _decide(db_rec, st_rec, floor, stats, writes)
+            if progress is not None and db_rec is not None and not stats.checked % 500:
+                progress.update(stats.checked)
         writes.flush()
+        if progress is not None:
+            progress.update(stats.checked)
+            progress.close()
         _flavors(dbs, writer, stats)
     finally:
         S.close_all(dbs)
@@ -189,7 +199,7 @@ def reconcile(api_url, cell_urls, data_dir, settings=None, interval: float = 0,
               out=None) -> ReconcileStats:
     """Once, or every ``interval`` seconds until interrupted."""
     while True:
-        stats = reconcile_once(api_url, cell_urls, data_dir, settings)
+        stats = reconcile_once(api_url, cell_urls, data_dir, settings, out=out)
         LOG.info(stats.line())
         if out is not None:
             print(stats.line(), file=out, flush=True)

@@ -11,7 +11,6 @@ import datetime as _dt
 import logging
 import os
 import resource
-import sys
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
@@ -21,13 +20,13 @@ from fastnova.importer import novadb as Q
 from fastnova.importer import stream as S
 from fastnova.importer import swap
 from fastnova.importer.versions import db_version
+from fastnova.progress import Progress
 from fastnova.store import layout as L
 from fastnova.store.writer import StoreWriter
 
 LOG = logging.getLogger("fastnova.importer")
 
 BATCH = 2000
-PROGRESS_SECONDS = 2.0
 # cellfeed.applier.META_FLAVOR_VERSION: the feed's per-flavor version, set with each flavor.
 META_FLAVOR_VERSION = b"feed_flavor_version:"
 
@@ -78,25 +77,11 @@ def resolve_cells(api_url: str, cell_urls) -> dict:
     return S.discover_cells(api_url)
 
 
-class Progress:
-    def __init__(self, out=None, every: float = PROGRESS_SECONDS):
-        self.out = out if out is not None else sys.stderr
-        self.every = every
-        self.start = self.last = time.monotonic()
-
-    def tick(self, stats: ImportStats, force: bool = False):
-        now = time.monotonic()
-        if not force and now - self.last < self.every:
-            return
-        self.last = now
-        took = now - self.start
-        anon, filed = rss_split_mb()
-        stats.peak_anon_mb = max(stats.peak_anon_mb, anon)
-        print("import-nova: %d servers (%d deleted, %d build requests) in %.1fs, %.0f/s, "
-              "rss anon %.0f MB + file-backed %.0f MB (the mmap'd store)"
-              % (stats.servers, stats.deleted, stats.build_requests, took,
-                 stats.servers / took if took else 0, anon, filed),
-              file=self.out, flush=True)
+def tick(progress: Progress, stats: ImportStats):
+    """Progress with the importer's own memory (anonymous RSS) beside it."""
+    anon, _filed = rss_split_mb()
+    stats.peak_anon_mb = max(stats.peak_anon_mb, anon)
+    progress.update(stats.servers, "rss anon %.0f MB" % anon)
 
 
 def write_flavors(api: Q.NovaDB, nb) -> int:
@@ -138,7 +123,7 @@ def write_servers(dbs: dict, ctx: M.Context, new: StoreWriter, stats: ImportStat
         if len(pending) >= batch:
             _flush(new, pending)
             pending = []
-            progress.tick(stats)
+            tick(progress, stats)
     _flush(new, pending)
     return max_seq
 
@@ -155,7 +140,7 @@ def import_nova(api_url: str, cell_urls, data_dir: str, settings: M.Settings | N
                 with_deleted: bool = True, reload_pid: int | None = None,
                 out=None, batch: int = BATCH) -> ImportStats:
     settings = settings or M.Settings()
-    stats, progress = ImportStats(), Progress(out)
+    stats, progress = ImportStats(), Progress("import-nova", out=out)
     started_at = _dt.datetime.utcnow().isoformat()
     os.makedirs(data_dir, exist_ok=True)
     source = S.Source(api_url, resolve_cells(api_url, cell_urls), with_deleted)
@@ -165,6 +150,7 @@ def import_nova(api_url: str, cell_urls, data_dir: str, settings: M.Settings | N
         dbs = S.open_all(source)
         try:
             ctx = S.load_context(source, settings, dbs)
+            progress.set_total(S.count_servers(dbs, with_deleted))
             with new.batch() as nb:
                 stats.flavors = write_flavors(dbs["api"], nb)
             max_seq = write_servers(dbs, ctx, new, stats, progress, with_deleted, batch)
@@ -180,6 +166,7 @@ def import_nova(api_url: str, cell_urls, data_dir: str, settings: M.Settings | N
         raise
     stats.seconds = time.monotonic() - progress.start
     stats.peak_rss_mb = peak_rss_mb()
-    progress.tick(stats, force=True)
+    tick(progress, stats)
+    progress.close()
     swap.reload_workers(reload_pid)
     return stats

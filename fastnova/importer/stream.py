@@ -64,6 +64,15 @@ def load_context(source: Source, settings: Settings, dbs: dict) -> Context:
     return ctx
 
 
+def count_servers(dbs: dict, with_deleted: bool) -> int:
+    """About how many servers ``bundles`` yields (the progress bar's total): instances and
+    build requests; a build request whose instance reached a cell is counted twice."""
+    total = 0
+    for db in dbs["cells"].values():
+        total += db.rows(Q.COUNT_INSTANCES, {"with_deleted": with_deleted})[0]["n"]
+    return total + dbs["api"].rows(Q.COUNT_BUILD_REQUESTS)[0]["n"]
+
+
 def cell_bundles(cell, db: Q.NovaDB, with_deleted: bool):
     """Bundles of one cell's instances, in uuid order."""
     children = {

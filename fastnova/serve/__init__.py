@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from types import SimpleNamespace
 
 from fastnova.serve import metrics
@@ -55,16 +54,10 @@ def fill_demo(data_dir: str, count: int, seed: int = 0) -> int:
         with writer.env.begin() as txn:
             have = txn.stat(writer.dbs[b"records"])["entries"]
         if count and have == 0:
-            started = time.monotonic()
-            last = [started]
-
-            def progress(done, total):
-                if time.monotonic() - last[0] > 5 or done == total:
-                    last[0] = time.monotonic()
-                    LOG.info("demo: %d/%d servers (%.0f/s)", done, total,
-                             done / max(1e-6, last[0] - started))
-
-            demo.fill(writer, count, seed=seed, progress=progress)
+            from fastnova.progress import Progress
+            progress = Progress("demo", total=count)
+            demo.fill(writer, count, seed=seed, progress=lambda done, _total: progress.update(done))
+            progress.close()
         elif count:
             LOG.info("store already holds %d servers; --demo leaves it as it is", have)
         writer.env.sync(True)

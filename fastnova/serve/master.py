@@ -37,6 +37,7 @@ import tempfile
 import time
 
 from fastnova.serve.glue import Notifier, set_title
+from fastnova.serve.restarts import RestartPolicy
 from fastnova.serve.worker import WORKER_BOOT_ERROR, worker_main
 
 LOG = logging.getLogger("fastnova.master")
@@ -120,7 +121,9 @@ class Master:
         self.graceful_timeout = graceful_timeout
         self.workers: dict[int, WorkerInfo] = {}
         self.children = list(children)  # extra supervised processes: (name, start_fn) pairs
-        self.child_pids = {}           # pid -> (name, start_fn)
+        self.child_pids = {}           # pid -> (name, start_fn, started at)
+        self.child_restarts = RestartPolicy()
+        self.child_due = []            # (monotonic time, name, start_fn): restarts waiting
         self.queue = []
         self.pipe_r, self.pipe_w = os.pipe()
         os.set_blocking(self.pipe_r, False)
@@ -165,6 +168,7 @@ class Master:
                 if code is not None:
                     return code
             self._reap()
+            self._restart_due_children()
             if self.boot_failures >= BOOT_FAILURES_MAX:
                 LOG.error("worker failed to boot %d times in a row (see the worker errors "
                           "above); halting with exit code %d", self.boot_failures,
@@ -262,11 +266,13 @@ class Master:
             if pid in self.workers:
                 self._worker_exited(self.workers.pop(pid), code)
             elif pid in self.child_pids:
-                name, start = self.child_pids.pop(pid)
+                name, start, started = self.child_pids.pop(pid)
                 if not self.stopping:
-                    LOG.warning("%s %d exited with %d; restarting", name, pid, code)
-                    time.sleep(1.0)
-                    self._start_child(name, start)
+                    ran = time.monotonic() - started
+                    delay = self.child_restarts.exited(name, ran)
+                    LOG.warning("%s %d exited with %d after %.1fs; restarting in %.1fs", name,
+                                pid, code, ran, delay)
+                    self.child_due.append((time.monotonic() + delay, name, start))
 
     def _worker_exited(self, info: WorkerInfo, code: int):
         _unlink(info.heartbeat)
@@ -348,6 +354,14 @@ class Master:
 
     # -- supervised children (cellfeed) --------------------------------------------------------
 
+    def _restart_due_children(self):
+        now = time.monotonic()
+        due = [entry for entry in self.child_due if entry[0] <= now]
+        self.child_due = [entry for entry in self.child_due if entry[0] > now]
+        for _, name, start in due:
+            if not self.stopping:
+                self._start_child(name, start)
+
     def _start_child(self, name, start):
         pid = os.fork()
         if pid == 0:
@@ -362,7 +376,7 @@ class Master:
                 code = start()
             finally:
                 os._exit(code if isinstance(code, int) else 0)
-        self.child_pids[pid] = (name, start)
+        self.child_pids[pid] = (name, start, time.monotonic())
         LOG.info("%s %d started", name, pid)
 
     # -- stopping ------------------------------------------------------------------------------

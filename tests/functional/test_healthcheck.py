@@ -84,3 +84,27 @@ def test_outbox_bound_and_database(tmp_path):
     status, doc = _ask(app)
     assert status == 503 and doc == {"detailed": False, "reasons": ["database unreachable"]}
     app.reader.close()
+
+
+def test_the_feed_check_reads_the_feeds_status(tmp_path):
+    from cellfeed.status import StatusWriter
+    app = _app(tmp_path, amqp="amqp://guest:guest@127.0.0.1:5672/%2F", health_feed_lag=30.0)
+    status, doc = _ask(app)
+    assert status == 503 and doc["reasons"] == ["feed absent"]
+    writer = StatusWriter(str(tmp_path))
+    try:
+        writer.write("running", journal_lsn=10, applied_lsn=10, lag_seconds=0.01,
+                     consuming=True)
+        assert _ask(app) == (200, {"detailed": False, "reasons": ["OK"]})
+        writer.write("running", journal_lsn=900, applied_lsn=10, lag_seconds=45.0,
+                     consuming=True)
+        status, doc = _ask(app, token="admin:admin")
+        feed = [r for r in doc["reasons"] if r["class"] == "Feed"][0]
+        assert status == 503 and feed["reason"] == "feed lagging"
+        assert "890 entries" in feed["details"]
+        writer.write("failed", reason="store: no space left")
+        status, doc = _ask(app)
+        assert status == 503 and doc["reasons"] == ["feed down"]
+    finally:
+        writer.close()
+        app.reader.close()

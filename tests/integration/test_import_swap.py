@@ -13,17 +13,16 @@ from fastnova.importer.reconcile import reconcile_once
 from fastnova.importer.run import import_nova
 from fastnova.store.reader import StoreReader
 from fastnova.store.writer import StoreWriter
-from tests.import_support import (NovaDeployment, flavor_primitive, needs_pg, nova_obj,
+from tests.import_support import (ENGINES, NovaDeployment, flavor_primitive, needs_pg, nova_obj,
                                        request_spec)
 
-pytestmark = needs_pg
 PROJECT = "6f70656e737461636b20342065766572"
 QUIET = open(os.devnull, "w")
 
 
-@pytest.fixture
-def nova():
-    dep = NovaDeployment(cells=2)
+@pytest.fixture(params=ENGINES)
+def nova(request):
+    dep = NovaDeployment(cells=2, engine=request.param)
     yield dep
     dep.drop()
 

@@ -91,6 +91,44 @@ def test_damage_before_the_tail_is_refused(tmp_path):
         entries(j)
 
 
+def test_a_power_cut_during_a_rotation_drops_the_empty_new_segment(tmp_path):
+    """The old segment's last group (fsync in flight) is gone, the new segment's fsynced head
+    is there: the journal reopens on the old segment, with nothing missing in between."""
+    j = Journal(str(tmp_path), segment_bytes=200)
+    while len(j.segments()) < 2:
+        fill(j, 3, start=j.next_lsn - 1)
+    previous, last = j.segments()
+    end = j.next_lsn - 1
+    j.close()
+    path = os.path.join(str(tmp_path), "%020d.seg" % previous)
+    data = open(path, "rb").read()
+    records_size = len(data) - SEGMENT_HEAD.size
+    cut = SEGMENT_HEAD.size + records_size * 2 // 3     # mid-record: the group torn
+    os.truncate(path, cut)
+    j = Journal(str(tmp_path), segment_bytes=200)
+    assert j.segments() == [previous]
+    kept = [lsn for lsn, _ in entries(j)]
+    assert kept == list(range(1, j.next_lsn)) and j.next_lsn - 1 < end
+    assert j.commit() == j.next_lsn - 1
+    j.append(b"after")
+    lsn = j.commit()
+    assert entries(j)[-1] == (lsn, b"after") and lsn == kept[-1] + 1
+    j.close()
+
+
+def test_a_gap_before_a_segment_with_records_is_refused(tmp_path):
+    j = Journal(str(tmp_path), segment_bytes=200)
+    while len(j.segments()) < 2:
+        fill(j, 3, start=j.next_lsn - 1)
+    fill(j, 2, start=100)                     # the new segment holds records
+    previous = j.segments()[0]
+    j.close()
+    path = os.path.join(str(tmp_path), "%020d.seg" % previous)
+    os.truncate(path, os.path.getsize(path) - 5)
+    with pytest.raises(JournalCorrupt, match="missing"):
+        Journal(str(tmp_path), segment_bytes=200)
+
+
 def test_segments_rotate_and_trim(tmp_path):
     j = Journal(str(tmp_path), segment_bytes=300)
     for i in range(10):
