@@ -443,9 +443,7 @@ cdef class HttpProtocol:
             return False
         if answer is None:
             return False
-        self.write_fn(answer)
-        self.answered += 1
-        self.quick += 1
+        # Counted before it leaves: a client that has its answer finds it counted.
         if self.rec is not None:
             self.rec.record(SERVER_SHOW, answer, self.t0)
             if self.rec.logging:
@@ -453,6 +451,9 @@ cdef class HttpProtocol:
                              answer, self.t0, _value(q.token))
         elif self.stats is not None:
             self.stats.requests += 1
+        self.write_fn(answer)
+        self.answered += 1
+        self.quick += 1
         if not q.keep_alive:
             self._close()
         return True
@@ -470,14 +471,14 @@ cdef class HttpProtocol:
             return False
         if answer is None:
             return False
-        self.write_fn(answer)
-        self.answered += 1
         if self.rec is not None:
             self.rec.record(SERVER_SHOW, answer, self.t0)
             if self.rec.logging:
                 self.rec.log(self.peer, b"GET", self.url, answer, self.t0, self.token)
         elif self.stats is not None:
             self.stats.requests += 1
+        self.write_fn(answer)
+        self.answered += 1
         if not keep_alive:
             self._close()
         return True
@@ -502,8 +503,6 @@ cdef class HttpProtocol:
             self.transport.resume_reading()
 
     cdef void _write(self, bytes answer, req) except *:
-        self.transport.write(answer)
-        self.answered += 1
         if self.rec is not None:
             self.rec.record(req.route, answer, self.t0)
             if self.rec.logging:
@@ -511,6 +510,8 @@ cdef class HttpProtocol:
                              else ""), answer, self.t0, req.token)
         elif self.stats is not None:
             self.stats.requests += 1
+        self.transport.write(answer)
+        self.answered += 1
         if not req.keep_alive:
             self._close()
 

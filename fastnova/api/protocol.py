@@ -297,16 +297,16 @@ class HttpProtocol:
             self.transport.resume_reading()
 
     def _write(self, answer, req):
-        self.transport.write(answer)
-        self.answered += 1
         rec = self.rec
-        if rec is not None:
+        if rec is not None:            # before it leaves: a client with its answer finds it
             rec.record(req.route, answer, self.t0)
             if rec.logging:
                 rec.log(self.peer, req.method, req.path + ("?" + req.query if req.query else ""),
                         answer, self.t0, req.token)
         elif self.stats is not None:
             self.stats.requests += 1
+        self.transport.write(answer)
+        self.answered += 1
         if not req.keep_alive:
             self._close()
 
