@@ -278,6 +278,9 @@ class FeedService:
             return self._fatal(fatal.exit_code(), "stopped: %s" % fatal)
         if isinstance(fatal, ApplyError):
             return self._fatal(EXIT_SOFTWARE, "stopped: %s" % fatal)
+        if fatal is not None and fatal is self.store_error:    # the applier thread's store
+            return self._fatal(EXIT_IOERR, "stopped: %s"
+                               % describe_store_error(fatal, self.opts.data_dir))
         if fatal is not None:
             return self._fatal(EXIT_IOERR, "stopped after a durability failure: %s" % fatal)
         if not stopped:

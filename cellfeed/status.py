@@ -89,6 +89,7 @@ class StatusWriter:
         self._fd = -1
         self.last: dict = {}
         try:
+            os.makedirs(data_dir, exist_ok=True)      # cellfeed run on a new data dir
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
             if os.fstat(self._fd).st_size < SIZE:
                 os.posix_fallocate(self._fd, 0, SIZE)

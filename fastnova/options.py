@@ -166,6 +166,10 @@ OPTS: tuple[Opt, ...] = (
         _choice("mysql", "postgresql"), metavar="mysql|postgresql"),
     Opt("upstream", None, "nova-api to forward what fastnova does not serve itself to "
         "(default: nova's 501 fault)", metavar="URL"),
+    Opt("commands", "local", "where POST/PUT/PATCH/DELETE and server actions go: local "
+        "(fastnova takes them), upstream (the --upstream nova-api takes them and the store "
+        "shows what it accepted: docs/deploy.md), nova (not implemented yet)",
+        _choice("local", "upstream", "nova"), metavar="local|upstream|nova"),
     Opt("max_limit", 1000, "most items a page holds (nova's [api] max_limit)", int, metavar="N"),
     Opt("timeout", 30.0, "seconds without a heartbeat before a worker is replaced", float,
         metavar="S"),
@@ -175,6 +179,9 @@ OPTS: tuple[Opt, ...] = (
         "408 (default 30)", float, metavar="S"),
     Opt("keepalive_timeout", None, "idle keep-alive connections close after S seconds "
         "(default 75)", float, metavar="S"),
+    Opt("max_connections", None, "open connections per worker; at N it stops accepting until "
+        "one closes, and new clients wait in the backlog (default: the descriptor limit, "
+        "ulimit -n, less an eighth)", int, metavar="N"),
     Opt("log_level", "INFO", "debug, info, warning, error or critical (any case)",
         parse_log_level, commands=("serve", "demo", "import-nova", "reconcile", "config"),
         metavar="LEVEL"),

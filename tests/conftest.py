@@ -20,6 +20,7 @@ import pytest
 from fastnova import demo
 from tests.server import running_server
 from tests.cloud.keystone import keystone  # noqa: F401  (session fixture: a real keystone)
+from tests.cloud.fixtures import nova_cloud, terminal_summary  # noqa: F401 (session fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 from tests.samples import SAMPLES  # noqa: E402
@@ -205,3 +206,7 @@ BIG_OWN = nova_order([r for r in BIG_RECS if r["project_id"] == PROJECT_A])
 def big_api():
     with start_server(demo_count=BIG_COUNT) as srv:
         yield srv
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminal_summary(terminalreporter)      # the nova cloud's start-up times, when it ran

@@ -27,6 +27,10 @@ connection whose reading is paused keeps its bytes in the socket, and ``resume_r
 them without waiting for an event.  At most ``READS_PER_TURN`` reads are made for one connection
 per turn, so a client that pipelines without end does not hold the worker; the rest is read from
 a callback soon after.
+
+Reads are 16 KB and the write buffer's high-water mark is 16 KB: a request is far smaller, and
+the kernel's socket buffers absorb bursts.  What a connection holds while its client does not
+read is at most one read and that buffer (fastnova/api/protocol.py, docs/http.md).
 """
 import logging
 import socket as _socket
@@ -71,10 +75,10 @@ _LINGER_ZERO = struct.pack("ii", 1, 0)
 
 cdef enum:
     MAX_EVENTS = 256
-    READ_SIZE = 262144           # one read; a request is far smaller (EAGAIN is EWOULDBLOCK here)
+    READ_SIZE = 16384            # one read (see the docstring; EAGAIN is EWOULDBLOCK here)
     READS_PER_TURN = 16
-HIGH_WATER = 65536
-LOW_WATER = 16384
+HIGH_WATER = 16384
+LOW_WATER = 4096
 
 
 cdef class EdgePoller:

@@ -15,7 +15,8 @@ import httptools
 from fastnova.api.app import LOG, Request
 from fastnova._ext._fastpath cimport FastShow, Span
 from fastnova._ext._observe cimport Recorder
-from fastnova.api.protocol import DEFAULT_LIMITS, SLICE, _Reject, canned, split_target
+from fastnova.api.protocol import (CONTINUE, DEFAULT_LIMITS, SLICE, _Reject, canned,
+                                   parse_error_status, split_target)
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcmp
@@ -26,34 +27,48 @@ cdef extern from "<strings.h>":
 
 cdef extern from "<string.h>":
     void* memchr(const void* s, int c, size_t n)
+    void* memmem(const void* h, size_t hn, const void* n, size_t nn)
 
 
 cdef enum:
     LINE_HTTP1 = 1      # the request line ends in HTTP/1.0 or HTTP/1.1
     LINE_GET = 2        # and its method is GET
+    LINE_11 = 4         # and its version is 1.1
 
 
-cdef inline int _request_line(bytes chunk) noexcept:
-    """What the first line of a chunk that starts a message says, when it is whole (LINE_*
-    flags; 0 when it is not in this chunk).  httptools parses the same line and rejects it if it
-    is malformed; this only spares two Python calls (get_http_version, get_method) for what it
-    has already accepted."""
-    cdef const char* p = PyBytes_AS_STRING(chunk)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(chunk)
-    cdef const char* eol = <const char*>memchr(p, 10, n)
-    cdef Py_ssize_t end
-    cdef int flags = 0
-    if eol == NULL:
-        return 0
-    end = eol - p
+cdef inline int _line_flags(const char* p, Py_ssize_t end) noexcept:
+    """LINE_* flags of a whole request line p[:end] (without its LF); as the pure
+    fastnova.api.protocol.request_line.  httptools parses the same line and rejects it if it is
+    malformed; the flags also spare two Python calls (get_http_version, get_method)."""
+    cdef int flags
     if end > 0 and p[end - 1] == 13:
         end -= 1
-    if end >= 9 and memcmp(p + end - 9, b" HTTP/1.", 8) == 0 and \
-            (p[end - 1] == 49 or p[end - 1] == 48):                  # "1" or "0"
-        flags = LINE_HTTP1
-        if n >= 4 and memcmp(p, b"GET ", 4) == 0:
-            flags |= LINE_GET
+    if end < 9 or memcmp(p + end - 9, b" HTTP/1.", 8) != 0 or \
+            (p[end - 1] != 49 and p[end - 1] != 48):                  # "1" or "0"
+        return 0
+    flags = LINE_HTTP1 | (LINE_11 if p[end - 1] == 49 else 0)
+    if end >= 4 and memcmp(p, b"GET ", 4) == 0:
+        flags |= LINE_GET
     return flags
+
+
+cdef inline int _crlf_state(int state, const char* p, Py_ssize_t n) noexcept:
+    """As the pure fastnova.api.protocol.crlf_state."""
+    cdef Py_ssize_t i
+    cdef char c
+    if n >= 3:
+        state = 0
+        p += n - 3
+        n = 3
+    for i in range(n):
+        c = p[i]
+        if c == 13:
+            state = 3 if state == 2 else 1
+        elif c == 10 and (state == 1 or state == 3):
+            state = 2 if state == 1 else 0
+        else:
+            state = 0
+    return state
 
 
 # -- the quick recognizer ------------------------------------------------------------------
@@ -103,7 +118,7 @@ cdef inline void _absent(Span* s) noexcept:
 
 
 cdef int _quick(const char* p, Py_ssize_t n, Quick* q, Py_ssize_t max_url,
-                Py_ssize_t max_headers, Py_ssize_t max_head) noexcept:
+                Py_ssize_t max_headers, Py_ssize_t max_head, Py_ssize_t max_line) noexcept:
     """1 when p[:n] is one whole plain GET request, its target and the headers that matter put
     in q; 0 when httptools should read it (see above)."""
     cdef Py_ssize_t i, start, name_n, v, vend, count = 0, total = 0
@@ -131,7 +146,8 @@ cdef int _quick(const char* p, Py_ssize_t n, Quick* q, Py_ssize_t max_url,
     q.keep_alive = True
     while True:
         if u[i] == 13:                          # the blank line; it must be the chunk's end
-            return 1 if i + 2 == n else 0
+            # HTTP/1.1 without Host is a 400: httptools' path says it
+            return 1 if i + 2 == n and q.host.n >= 0 else 0
         start = i
         while TCHAR[u[i]]:
             i += 1
@@ -152,7 +168,7 @@ cdef int _quick(const char* p, Py_ssize_t n, Quick* q, Py_ssize_t max_url,
         i += 2
         count += 1
         total += name_n + (vend - v)
-        if count > max_headers or total > max_head:
+        if count > max_headers or total > max_head or name_n + (vend - v) > max_line:
             return 0
         name = p + start
         slot = NULL
@@ -187,12 +203,12 @@ cdef int _quick(const char* p, Py_ssize_t n, Quick* q, Py_ssize_t max_url,
 
 
 def quick_parse(bytes data, Py_ssize_t max_url=16384, Py_ssize_t max_headers=100,
-                Py_ssize_t max_head=65536):
+                Py_ssize_t max_head=65536, Py_ssize_t max_line=16384):
     """What _quick reads from data, for tests: None when it leaves data to httptools, else
     (target, host, token, microversion header, legacy microversion header, keep-alive)."""
     cdef Quick q
     if not _quick(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &q, max_url, max_headers,
-                  max_head):
+                  max_head, max_line):
         return None
 
     def value(Span s):
@@ -225,7 +241,16 @@ cdef class HttpProtocol:
     cdef list body, raw_headers
     cdef Py_ssize_t header_bytes, header_count, head_bytes, body_size
     cdef int line                     # LINE_* of the message being parsed, when known
-    cdef Py_ssize_t max_url, max_head, max_headers, max_body
+    cdef Py_ssize_t max_url, max_head, max_headers, max_body, max_line
+    # Stopping at message boundaries (see fastnova/api/protocol.py's docstring):
+    cdef public bytes held            # read, not parsed: parsing stopped at a boundary
+    cdef int crlf                     # _crlf_state of what was fed
+    cdef bint fresh                   # the piece being fed starts a message
+    cdef object line_part             # the request line so far, while not whole (bytes)
+    cdef Py_ssize_t content_length    # -1: none
+    cdef Py_ssize_t body_left         # Content-Length body bytes not fed yet
+    cdef object te
+    cdef bint expect
     cdef public bint in_request, headers_done, paused, closing, failed, draining
     cdef public long answered
     cdef public long quick            # answers sent by the quick recognizer (tests look)
@@ -244,6 +269,9 @@ cdef class HttpProtocol:
         self.max_head = limits.max_head
         self.max_headers = limits.max_headers
         self.max_body = limits.max_body
+        self.max_line = limits.max_line
+        self.held = b""
+        self.line_part = None
         self.transport = None
         self.parser = httptools.HttpRequestParser(self)
         self.pending = collections.deque()
@@ -270,6 +298,10 @@ cdef class HttpProtocol:
         self.body = None
         self.raw_headers = None
         self.header_bytes = self.header_count = self.body_size = 0
+        self.content_length = -1
+        self.body_left = 0
+        self.te = None
+        self.expect = False
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -286,6 +318,7 @@ cdef class HttpProtocol:
     def connection_lost(self, exc):
         self.closing = True
         self.pending.clear()
+        self.held = b""
         self.transport = None
         if self.waiting is not None:
             self.waiting.cancel()
@@ -300,9 +333,19 @@ cdef class HttpProtocol:
 
     def resume_writing(self):
         self.paused = False
+        self._resume()
+
+    cdef inline bint _must_wait(self):
+        return self.paused or self.waiting is not None or len(self.pending) != 0
+
+    cdef void _resume(self) except *:
         self._answer_pending()
-        if not self.paused and not self.closing and self.transport is not None \
-                and self.waiting is None:
+        if PyBytes_GET_SIZE(self.held) and not self.closing and not self._must_wait():
+            held = self.held
+            self.held = b""
+            self._consume(held)
+        if not self.closing and self.transport is not None and \
+                PyBytes_GET_SIZE(self.held) == 0 and not self._must_wait():
             self.transport.resume_reading()
 
     cdef void _answer_pending(self):
@@ -314,27 +357,66 @@ cdef class HttpProtocol:
                 self._answer(item)
 
     def data_received(self, data):
-        cdef Py_ssize_t n = len(data), start
         if self.rec is not None:
             self.t0 = self.rec.now()
-        if n <= SLICE:
-            self._feed(data)
-            return
-        view = memoryview(data)
-        for start in range(0, n, SLICE):
-            if self.closing or self.failed:
-                return
-            self._feed(view[start:start + SLICE])
-
-    cdef void _feed(self, chunk):
         if self.closing or self.failed:
             return
-        if not self.in_request and self.fast is not None and type(chunk) is bytes \
-                and self._quick_answer(chunk):
+        if type(data) is not bytes:
+            data = bytes(data)
+        if PyBytes_GET_SIZE(self.held):          # reading was paused; keep the order
+            self.held += data
+            self.transport.pause_reading()
             return
-        self.head_bytes += len(chunk)
-        # A chunk that starts a message: look at its request line once, here, in C.
-        self.line = _request_line(chunk) if not self.in_request and type(chunk) is bytes else 0
+        # The hot path: one whole plain show request, answered before any splitting.
+        if not self.in_request and self.fast is not None and self._quick_answer(data):
+            return
+        self._consume(data, True)
+
+    cdef void _consume(self, bytes data, bint tried=False) except *:
+        """Feed data in pieces that end where a message may end; stop at a boundary once
+        answers must wait, holding the rest (``tried``: data was offered to _quick whole)."""
+        cdef Py_ssize_t start = 0, end, n = PyBytes_GET_SIZE(data)
+        cdef const char* p = PyBytes_AS_STRING(data)
+        while start < n:
+            if self.closing or self.failed:
+                return
+            if not self.in_request and self._must_wait():
+                self.held = data if start == 0 else PyBytes_FromStringAndSize(p + start, n - start)
+                self.transport.pause_reading()
+                return
+            end = self._piece_end(p, start, n)
+            if start == 0 and end == n:
+                self._feed(data, tried)
+            else:
+                self._feed(PyBytes_FromStringAndSize(p + start, end - start), False)
+            start = end
+
+    cdef Py_ssize_t _piece_end(self, const char* p, Py_ssize_t start, Py_ssize_t n):
+        cdef Py_ssize_t limit = n if n - start <= SLICE else start + SLICE
+        cdef Py_ssize_t need
+        cdef const char* hit
+        cdef const char* blank = b"\r\n\r\n"
+        if self.in_request and self.headers_done and self.body_left > 0:
+            return limit if limit - start <= self.body_left else start + self.body_left
+        if self.in_request and self.crlf:
+            need = 4 - self.crlf
+            if n - start >= need and memcmp(p + start, blank + self.crlf, need) == 0:
+                return start + need      # a blank line straddling two reads
+        hit = <const char*>memmem(p + start, limit - start, b"\r\n\r\n", 4)
+        return limit if hit == NULL else (hit - p) + 4
+
+    cdef void _feed(self, bytes chunk, bint tried) except *:
+        if self.closing or self.failed:
+            return
+        if not tried and not self.in_request and self.fast is not None and \
+                self._quick_answer(chunk):
+            return
+        self.head_bytes += PyBytes_GET_SIZE(chunk)
+        if not self.in_request:
+            self.fresh = True
+            self.line_part = b""
+        if self.line_part is not None:
+            self._scan_line(chunk)
         try:
             self.feed_fn(chunk)
             if self.in_request and not self.headers_done and self.head_bytes > self.max_head:
@@ -343,14 +425,47 @@ cdef class HttpProtocol:
             self._fail(self.rejected or 400)
         except httptools.HttpParserUpgrade:
             self._close()
-        except httptools.HttpParserError:
-            self._fail(self.rejected or 400)
+        except httptools.HttpParserError as exc:
+            self._fail(self.rejected or parse_error_status(exc, self.te))
+        self.fresh = False
+        self.crlf = _crlf_state(self.crlf, PyBytes_AS_STRING(chunk), PyBytes_GET_SIZE(chunk))
+
+    cdef void _scan_line(self, bytes chunk) except *:
+        """Gather the request line of a message that starts with this piece until it is whole
+        (empty lines before a request are skipped, as httptools does)."""
+        cdef bytes part
+        cdef const char* p
+        cdef const char* eol
+        cdef Py_ssize_t n, skip = 0
+        if PyBytes_GET_SIZE(self.line_part):
+            part = self.line_part + chunk
+        else:
+            p = PyBytes_AS_STRING(chunk)
+            n = PyBytes_GET_SIZE(chunk)
+            while skip < n and (p[skip] == 13 or p[skip] == 10):
+                skip += 1
+            part = chunk if skip == 0 else chunk[skip:]
+        p = PyBytes_AS_STRING(part)
+        n = PyBytes_GET_SIZE(part)
+        eol = <const char*>memchr(p, 10, n)
+        if eol != NULL:
+            self.line = _line_flags(p, eol - p)
+            self.line_part = None
+        elif n > self.max_url + 64:
+            self.line = 0                # on_url answers 414 first
+            self.line_part = None
+        else:
+            self.line_part = part
 
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self):
         self.in_request = True
         self.headers_done = False
+        if not self.fresh:             # not at a piece's start: its request line is unseen
+            self.line = 0
+            self.line_part = None
+        self.fresh = False
         self._reset()
 
     def on_url(self, bytes url):
@@ -363,7 +478,8 @@ cdef class HttpProtocol:
         cdef Py_ssize_t nlen = PyBytes_GET_SIZE(name)
         self.header_count += 1
         self.header_bytes += nlen + PyBytes_GET_SIZE(value)
-        if self.header_count > self.max_headers or self.header_bytes > self.max_head:
+        if self.header_count > self.max_headers or self.header_bytes > self.max_head or \
+                nlen + PyBytes_GET_SIZE(value) > self.max_line:
             self._reject(431)
         if self.keep_raw:
             if self.raw_headers is None:
@@ -384,6 +500,19 @@ cdef class HttpProtocol:
         elif nlen == 6:
             if strncasecmp(n, b"accept", 6) == 0:
                 self.accept = _joined(self.accept, value)
+            elif strncasecmp(n, b"expect", 6) == 0:
+                self.expect = value.strip().lower() == b"100-continue"
+        elif nlen == 14:
+            if strncasecmp(n, b"content-length", 14) == 0:
+                try:
+                    self.content_length = int(value)
+                except ValueError:
+                    pass               # httptools refuses it
+        elif nlen == 17:
+            if strncasecmp(n, b"transfer-encoding", 17) == 0:
+                if self.te is not None:
+                    self._reject(400)  # nginx takes one Transfer-Encoding field only
+                self.te = value
         elif nlen == 21:
             if strncasecmp(n, b"openstack-api-version", 21) == 0:
                 self.mv_header = _joined(self.mv_header, value)
@@ -392,13 +521,30 @@ cdef class HttpProtocol:
                 self.mv_legacy = _joined(self.mv_legacy, value)
 
     def on_headers_complete(self):
-        if not self.line & LINE_HTTP1 and self.parser.get_http_version() not in ("1.1", "1.0"):
-            self._reject(400)          # llhttp takes "GET /" as HTTP/0.9; nova never spoke it
+        # As the pure twin: llhttp takes "GET /" as HTTP/0.9, "GET / RTSP/1.0" as 1.0.
+        cdef int line = self.line
+        if not line & LINE_HTTP1:
+            self._reject(400)
+        if line & LINE_11 and self.host is None:
+            self._reject(400)          # RFC 9112 3.2, as nginx (HTTP/1.0 needs none)
+        if self.te is not None:
+            if not line & LINE_11:
+                self._reject(400)
+            if self.te.lower() != b"chunked":
+                self._reject(501)
+        if self.content_length >= 0:
+            if self.content_length > self.max_body:
+                self._reject(413)      # at once: the body is not read
+            self.body_left = self.content_length
+        if self.expect and line & LINE_11 and (self.content_length > 0 or self.te is not None) \
+                and not self._must_wait():
+            self.transport.write(CONTINUE)
         self.headers_done = True
         self.head_bytes = 0
 
     def on_body(self, bytes body):
         self.body_size += PyBytes_GET_SIZE(body)
+        self.body_left -= PyBytes_GET_SIZE(body)
         if self.body_size > self.max_body:
             self._reject(413)
         if self.body is None:
@@ -433,7 +579,7 @@ cdef class HttpProtocol:
                 or self.draining:
             return False
         if not _quick(PyBytes_AS_STRING(chunk), PyBytes_GET_SIZE(chunk), &q, self.max_url,
-                      self.max_headers, self.max_head):
+                      self.max_headers, self.max_head, self.max_line):
             return False
         try:
             answer = self.fast.answer_span(q.url, q.url_n, q.token, q.mv_header, q.mv_legacy,
@@ -498,9 +644,7 @@ cdef class HttpProtocol:
         if self.closing or fut.cancelled():
             return
         self._write(fut.result(), req)
-        self._answer_pending()
-        if not self.paused and not self.closing and self.transport is not None:
-            self.transport.resume_reading()
+        self._resume()
 
     cdef void _write(self, bytes answer, req) except *:
         if self.rec is not None:
@@ -520,7 +664,7 @@ cdef class HttpProtocol:
         # request on the wire; it gets limits.drain_grace (check) instead of a reset.
         self.draining = True
         if (self.answered and not self.in_request and not self.pending
-                and self.waiting is None):
+                and self.waiting is None and PyBytes_GET_SIZE(self.held) == 0):
             self._close()
 
     def check(self, double now):
@@ -595,5 +739,6 @@ cdef class HttpProtocol:
     cdef void _close(self) except *:
         self.closing = True
         self.pending.clear()
+        self.held = b""
         if self.transport is not None:
             self.transport.close()

@@ -12,7 +12,7 @@ import logging
 import re
 from urllib.parse import unquote
 
-from fastnova.api import errors, flavors, health, router, servers, versions
+from fastnova.api import errors, flavors, front, health, router, servers, versions
 from fastnova.commands import (actions as cmd_actions, create as cmd_create,
                                limits as cmd_limits, metadata as cmd_metadata,
                                servers as cmd_servers, tags as cmd_tags)
@@ -113,9 +113,12 @@ class Memo(dict):
 
 class App:
     def __init__(self, reader, server_name: str = "localhost:8774",
-                 public_endpoint: str | None = None, authenticate=noauth, upstream=None):
+                 public_endpoint: str | None = None, authenticate=noauth, upstream=None,
+                 commands: str = "local"):
         self.reader = reader
         self.upstream = upstream
+        # "upstream": commands go to nova-api (fastnova.api.front); "local": fastnova's own.
+        self.commands = commands if upstream is not None else "local"
         self.server_name = server_name
         self.public_endpoint = public_endpoint.rstrip("/") if public_endpoint else None
         self.authenticate = authenticate
@@ -203,7 +206,9 @@ class App:
         if kind == router.VERSION_DOC:
             minor, extra = self._microversion(req, rt)
             return 200, versions.version_doc(self.host_url(req), rt.legacy), JSON, extra
-        if self.upstream is not None and kind in (router.NOT_SERVED, router.NO_ROUTE):
+        if self.upstream is not None and self._upstream_answers(req, rt):
+            if self.commands == "upstream":
+                return front.forward(self, req, rt)
             return self._forward(req)
         ctx = _unwrap(self._identity[req.token])
         if kind == router.NO_ROUTE:
@@ -240,6 +245,16 @@ class App:
             status, body, *more = result
             return status, body, JSON, extra + (more[0] if more else b"")
         return 200, result, JSON, extra
+
+    def _upstream_answers(self, req: Request, rt) -> bool:
+        """With an upstream: what fastnova does not serve (unknown paths, resources and actions
+        included) goes there in every mode; in front mode every command too."""
+        kind = rt.kind
+        if kind in (router.NOT_SERVED, router.NO_ROUTE):
+            return True
+        if self.commands == "upstream" and front.forwards(req.method, kind):
+            return True
+        return kind == router.SERVER_ACTION and not cmd_actions.handles(req.body)
 
     def _forward(self, req: Request):
         target = req.path + ("?" + req.query if req.query else "")

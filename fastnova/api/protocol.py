@@ -9,9 +9,18 @@ Bounded memory per connection:
 - headers: httptools buffers a header line until it is complete and has no size limit of its own,
   so input is fed in slices of at most SLICE bytes and the bytes of an unfinished head are counted
   between slices: at most ``max_head + SLICE`` bytes are ever buffered for one head (431 beyond);
-- answers: a client that pipelines without reading fills the transport's write buffer; past its
-  high-water mark further complete requests wait in ``pending`` (small objects, not answers) and
-  reading stops, so at most one read's worth of requests waits and no answer is built early.
+- answers: a client that pipelines without reading fills the transport's write buffer.  Past its
+  high-water mark (``pause_writing``), or while a command's answer is awaited, parsing stops at
+  the next message boundary and reading stops: the rest of the read waits in ``held`` as raw
+  bytes (at most one read, which the transports keep small) and is parsed, from exactly where
+  it stopped, once answers may flow again.  No request is parsed, and no answer built, early.
+
+Message boundaries.  httptools cannot be paused, so each read is fed in pieces that end where a
+message may end: after a head's blank line (heads and chunked bodies end with CRLF CRLF) or
+exactly at the end of a Content-Length body.  After a piece, a parser that is not inside a
+message is at a boundary, and the next piece starts the next message.  That is also where the
+request line is checked (``request_line``): httptools accepts ``RTSP/1.0`` as version 1.0, and
+RFC 9112 (as nginx) answers anything but ``HTTP/1.0`` or ``HTTP/1.1`` with 400.
 
 Timeouts cost no timer per request: the worker calls ``check(now)`` on every connection a few
 times per timeout, and a connection whose state has not moved for too long is closed (408 when a
@@ -31,22 +40,42 @@ from fastnova._ext import compiled
 LOG = logging.getLogger("fastnova.http")
 
 SLICE = 16384                    # bytes fed to httptools at once (see module docstring)
+# Per connection: the most one read takes (what may be held), and the write buffer's marks
+# (fastnova/_ext/_edge.pyx has the same; the worker sets them on uvloop's transports).  The
+# kernel's socket buffers absorb bursts; more here only grows a worker for clients not reading.
+READ_SIZE = 16384
+WRITE_HIGH = 16384
+WRITE_LOW = 4096
 
 _CANNED = {
     400: b"Bad Request", 408: b"Request Timeout", 413: b"Request Entity Too Large",
     414: b"Request-URI Too Long", 431: b"Request Header Fields Too Large",
+    501: b"Not Implemented",
 }
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CRLF2 = b"\r\n\r\n"
+LINE_HTTP1 = 1          # the request line ends in " HTTP/1.0" or " HTTP/1.1"
+LINE_GET = 2            # and its method is GET
+LINE_11 = 4             # and its version is 1.1
+# In llhttp's messages for a Transfer-Encoding it refuses ("gzip", "chunked, gzip"); nginx says
+# 501 to any Transfer-Encoding but exactly "chunked", and 400 to a second one.
+_BAD_TE = "`Transfer-Encoding`"
+
+
+def parse_error_status(exc, te_seen) -> int:
+    return 501 if _BAD_TE in str(exc) and te_seen is None else 400
 
 
 class Limits:
     """Sizes and timeouts; the worker builds one from the serve options."""
 
     __slots__ = ("max_url", "max_head", "max_headers", "max_body", "header_timeout",
-                 "keepalive_timeout", "drain_grace")
+                 "keepalive_timeout", "drain_grace", "max_line")
 
     def __init__(self, max_url=16384, max_head=65536, max_headers=100, max_body=114688,
-                 header_timeout=30.0, keepalive_timeout=75.0, drain_grace=5.0):
+                 header_timeout=30.0, keepalive_timeout=75.0, drain_grace=5.0, max_line=16384):
         self.max_url = max_url              # eventlet's max_header_line in nova-api is 16384
+        self.max_line = max_line            # one header line, name and value: the same bound
         self.max_head = max_head            # all header lines together
         self.max_headers = max_headers
         self.max_body = max_body            # nova's [oslo_middleware] max_request_body_size
@@ -69,6 +98,31 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def request_line(line: bytes) -> int:
+    """LINE_* flags of a whole request line (without its line end)."""
+    if line[-1:] == b"\r":
+        line = line[:-1]
+    if line[-9:-1] != b" HTTP/1." or line[-1:] not in (b"0", b"1"):
+        return 0
+    flags = LINE_HTTP1 | (LINE_11 if line[-1:] == b"1" else 0)
+    return flags | (LINE_GET if line[:4] == b"GET " else 0)
+
+
+def crlf_state(state: int, piece: bytes) -> int:
+    """How much of CRLF CRLF the bytes fed so far end with (0-3), after ``piece``: a blank line
+    may straddle two reads.  Only the last three bytes matter once there are three."""
+    if len(piece) >= 3:
+        state, piece = 0, piece[-3:]
+    for c in piece:
+        if c == 13:
+            state = 3 if state == 2 else 1
+        elif c == 10 and state in (1, 3):
+            state = 2 if state == 1 else 0
+        else:
+            state = 0
+    return state
 
 
 def canned(status: int) -> bytes:
@@ -138,6 +192,15 @@ class HttpProtocol:
         self.draining = False
         self.mark = None               # (answered, in_request, len(pending)) at the last check
         self.since = 0.0
+        self.held = b""                # read, not parsed: parsing stopped at a boundary
+        self.crlf = 0                  # crlf_state of what was fed
+        self.fresh = False             # the piece being fed starts a message
+        self.line = 0                  # LINE_* of the message being parsed
+        self.line_part = None          # its request line so far, while not whole
+        self.content_length = None
+        self.body_left = 0             # Content-Length body bytes not fed yet
+        self.te = None
+        self.expect = False
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -153,6 +216,7 @@ class HttpProtocol:
     def connection_lost(self, exc):
         self.closing = True
         self.pending.clear()
+        self.held = b""
         self.transport = None
         if self.waiting is not None:
             self.waiting.cancel()
@@ -168,9 +232,20 @@ class HttpProtocol:
 
     def resume_writing(self):
         self.paused = False
+        self._resume()
+
+    def _must_wait(self):
+        """Answers cannot go out now: the next request must not be parsed yet."""
+        return self.paused or self.waiting is not None or bool(self.pending)
+
+    def _resume(self):
+        """Answers may flow again: answer what waits, parse what is held, then read again."""
         self._answer_pending()
-        if not self.paused and not self.closing and self.transport is not None \
-                and self.waiting is None:
+        if self.held and not self.closing and not self._must_wait():
+            held, self.held = self.held, b""
+            self._consume(held)
+        if not self.closing and self.transport is not None and not self.held \
+                and not self._must_wait():
             self.transport.resume_reading()
 
     def _answer_pending(self):
@@ -184,19 +259,48 @@ class HttpProtocol:
     def data_received(self, data):
         if self.rec is not None:
             self.t0 = self.rec.now()
-        if len(data) <= SLICE:
-            self._feed(data)
+        data = bytes(data)
+        if self.held:                  # reading was paused; keep the order
+            self.held += data
+            self.transport.pause_reading()
             return
-        view = memoryview(data)
-        for start in range(0, len(data), SLICE):
+        self._consume(data)
+
+    def _consume(self, data: bytes):
+        """Feed data in pieces that end where a message may end (module docstring); stop at a
+        boundary once answers must wait, holding the rest."""
+        start, n = 0, len(data)
+        while start < n:
             if self.closing or self.failed:
                 return
-            self._feed(view[start:start + SLICE])
+            if not self.in_request and self._must_wait():
+                self.held = data[start:]
+                self.transport.pause_reading()
+                return
+            end = self._piece_end(data, start, n)
+            self._feed(data if start == 0 and end == n else data[start:end])
+            start = end
+
+    def _piece_end(self, data, start, n):
+        limit = min(n, start + SLICE)
+        if self.in_request and self.headers_done and self.body_left > 0:
+            return min(limit, start + self.body_left)
+        if self.in_request and self.crlf:
+            rest = CRLF2[self.crlf:]
+            if data[start:start + len(rest)] == rest:
+                return start + len(rest)         # a blank line straddling two reads
+        hit = data.find(CRLF2, start, limit)
+        return limit if hit < 0 else hit + 4
 
     def _feed(self, chunk):
         if self.closing or self.failed:
             return
         self.head_bytes += len(chunk)
+        if not self.in_request:
+            self.fresh = True
+            self.line_part = b""
+        if self.line_part is not None:
+            self._scan_line(chunk)
         try:
             self.parser.feed_data(chunk)
             if self.in_request and not self.headers_done and \
@@ -207,14 +311,34 @@ class HttpProtocol:
         except httptools.HttpParserUpgrade:
             # Upgrade/CONNECT: nova speaks neither; whatever was answered stands, then close.
             self._close()
-        except httptools.HttpParserError:
-            self._fail(self.rejected or 400)
+        except httptools.HttpParserError as exc:
+            self._fail(self.rejected or parse_error_status(exc, self.te))
+        self.fresh = False
+        self.crlf = crlf_state(self.crlf, chunk)
+
+    def _scan_line(self, chunk):
+        """Gather the request line of a message that starts with this piece until it is whole
+        (empty lines before a request are skipped, as httptools does)."""
+        part = self.line_part + chunk if self.line_part else chunk.lstrip(b"\r\n")
+        eol = part.find(b"\n")
+        if eol >= 0:
+            self.line, self.line_part = request_line(part[:eol]), None
+        elif len(part) > self.limits.max_url + 64:
+            self.line, self.line_part = 0, None       # on_url answers 414 first
+        else:
+            self.line_part = part
 
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self):
         self.in_request = True
         self.headers_done = False
+        if not self.fresh:             # not at a piece's start: its request line is unseen
+            self.line, self.line_part = 0, None
+        self.fresh = False
+        self.content_length = self.te = None
+        self.body_left = 0
+        self.expect = False
         self.url = b""
         self.headers = {}
         self.header_bytes = 0
@@ -232,11 +356,15 @@ class HttpProtocol:
         self.header_count += 1
         self.header_bytes += len(name) + len(value)
         if self.header_count > self.limits.max_headers or \
-                self.header_bytes > self.limits.max_head:
+                self.header_bytes > self.limits.max_head or \
+                len(name) + len(value) > self.limits.max_line:
             self._reject(431)
         self.raw_headers.append((name, value))
-        attr = _WANTED.get(name.lower())
-        if attr is not None:
+        lower = name.lower()
+        attr = _WANTED.get(lower)
+        if attr is None:
+            self._framing(lower, value)
+        else:
             if attr not in self.headers:
                 self.headers[attr] = value
             elif attr == "host":
@@ -246,14 +374,45 @@ class HttpProtocol:
                 # (nova then takes the last microversion item, as microversion_parse does).
                 self.headers[attr] += b", " + value
 
+    def _framing(self, lower, value):
+        """The headers that say how the body comes (kept for on_headers_complete)."""
+        if lower == b"content-length":
+            try:
+                self.content_length = int(value)
+            except ValueError:
+                pass                   # httptools refuses it
+        elif lower == b"transfer-encoding":
+            if self.te is not None:
+                self._reject(400)      # nginx takes one Transfer-Encoding field only
+            self.te = value
+        elif lower == b"expect":
+            self.expect = value.strip().lower() == b"100-continue"
+
     def on_headers_complete(self):
-        if self.parser.get_http_version() not in ("1.1", "1.0"):
-            self._reject(400)          # llhttp takes "GET /" as HTTP/0.9; nova never spoke it
+        # llhttp takes "GET /" as HTTP/0.9 and "GET / RTSP/1.0" as 1.0; nova never spoke them
+        if not self.line & LINE_HTTP1:
+            self._reject(400)
+        if self.line & LINE_11 and "host" not in self.headers:
+            self._reject(400)          # RFC 9112 3.2, as nginx (HTTP/1.0 needs none)
+        if self.te is not None:
+            if not self.line & LINE_11:
+                self._reject(400)      # as nginx: HTTP/1.0 has no Transfer-Encoding
+            if self.te.lower() != b"chunked":
+                self._reject(501)      # as nginx: ",chunked", "gzip, chunked", ...
+        length = self.content_length
+        if length is not None:
+            if length > self.limits.max_body:
+                self._reject(413)      # at once: the body is not read
+            self.body_left = length
+        if self.expect and self.line & LINE_11 and (length or self.te is not None) \
+                and not self._must_wait():
+            self.transport.write(CONTINUE)
         self.headers_done = True
         self.head_bytes = 0
 
     def on_body(self, body):
         self.body_size += len(body)
+        self.body_left -= len(body)
         if self.body_size > self.limits.max_body:
             self._reject(413)
         self.body.append(body)
@@ -292,9 +451,7 @@ class HttpProtocol:
         if self.closing or fut.cancelled():
             return
         self._write(fut.result(), req)     # App.handle's coroutine answers every error itself
-        self._answer_pending()
-        if not self.paused and not self.closing and self.transport is not None:
-            self.transport.resume_reading()
+        self._resume()
 
     def _write(self, answer, req):
         rec = self.rec
@@ -319,7 +476,7 @@ class HttpProtocol:
         """
         self.draining = True
         if (self.answered and not self.in_request and not self.pending
-                and self.waiting is None):
+                and self.waiting is None and not self.held):
             self._close()
 
     def check(self, now: float):
@@ -392,6 +549,7 @@ class HttpProtocol:
     def _close(self):
         self.closing = True
         self.pending.clear()
+        self.held = b""
         if self.transport is not None:
             self.transport.close()
 

@@ -221,3 +221,16 @@ async def _create_image(rt, txn, ctx, minor, links, rec, body):
 _HANDLERS = {name: _simple for name in _SIMPLE}
 _HANDLERS.update({"reboot": _reboot, "lock": _lock, "unlock": _unlock, "resize": _resize,
                   "rebuild": _rebuild, "createImage": _create_image})
+
+
+def handles(body: bytes) -> bool:
+    """Does fastnova take this action itself?  An action it does not know (os-getConsoleOutput,
+    migrate, shelve, …) goes to the upstream nova-api when there is one; without one it gets
+    nova's 400 "There is no such action".  A body that is not one action is ours to refuse."""
+    try:
+        doc = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return True
+    if not isinstance(doc, dict) or len(doc) != 1:
+        return True
+    return next(iter(doc)) in _HANDLERS

@@ -55,6 +55,7 @@ class Config:
     db_schema: str | None = None         # PostgreSQL schema (tests use one per run)
     amqp: bool = False                   # a forwarder takes the outbox to RabbitMQ
     sim_step: float = 0.2                # embedded simulated cell: seconds per step
+    front: bool = False                  # --commands upstream: nova takes commands, no cell here
     recover_settle: float = dataclasses.field(      # fastnova.db.recover.SETTLE
         default_factory=lambda: current_settings().recover_settle)
 
@@ -116,7 +117,7 @@ class Runtime:
         self.reader = reader
         self.committer = Committer(self.writer)
         self.sim = None
-        if not cfg.amqp:
+        if not cfg.amqp and not cfg.front:
             from fastnova.outbound.simcell_embedded import EmbeddedCell
             self.sim = EmbeddedCell(self, cfg.sim_step)
         self.db = None

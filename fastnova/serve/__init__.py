@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from types import SimpleNamespace
 
@@ -66,6 +67,17 @@ def fill_demo(data_dir: str, count: int, seed: int = 0) -> int:
     return 0
 
 
+def check_commands(args) -> str | None:
+    """What is wrong with ``--commands`` as given, or None."""
+    mode = getattr(args, "commands", "local")
+    if mode == "nova":
+        return ("--commands nova (fastnova taking commands and casting them to nova's own "
+                "cells) is not implemented yet; use local or upstream")
+    if mode == "upstream" and not getattr(args, "upstream", None):
+        return "--commands upstream needs --upstream URL (the nova-api that takes commands)"
+    return None
+
+
 def serve(args) -> int:
     from fastnova.serve.glue import PortTaken, refuse_taken_port
     try:
@@ -73,6 +85,10 @@ def serve(args) -> int:
     except PortTaken as exc:
         LOG.error("%s", exc)
         return EX_PORT_TAKEN
+    problem = check_commands(args)
+    if problem:
+        LOG.error("%s", problem)
+        return 2
     if args.auth == "noauth":
         LOG.warning("identity: noauth trusts the client: 'X-Auth-Token: USER:PROJECT' is "
                     "believed as given (admin when USER is 'admin'). For tests and demos only.")
@@ -86,11 +102,13 @@ def serve(args) -> int:
     options = SimpleNamespace(
         data_dir=args.data_dir, public_endpoint=args.public_endpoint,
         upstream=getattr(args, "upstream", None),
+        commands=getattr(args, "commands", "local"),
         db_flavour=getattr(args, "db_flavour", "mysql"),
         server_name="%s:%d" % ("localhost" if host in ("0.0.0.0", "::") else host,
                                listeners.port),
         header_timeout=getattr(args, "header_timeout", None),
         keepalive_timeout=getattr(args, "keepalive_timeout", None),
+        max_connections=getattr(args, "max_connections", None),
         graceful_timeout=graceful, access_log=getattr(args, "access_log", None),
         metrics_area=metrics.Area())
     children = command_children(args) + metrics_children(args, options)
@@ -119,6 +137,8 @@ def command_children(args) -> list:
     database = getattr(args, "database", None)
     amqp = getattr(args, "amqp", None)
     schema = getattr(args, "db_schema", None)
+    if getattr(args, "commands", "local") == "upstream":
+        return front_children(args, amqp)
     cfg = runtime.configure(database=database, amqp=bool(amqp), db_schema=schema,
                             outbox_bound=getattr(args, "outbox_bound", None),
                             quotas=_quotas(getattr(args, "quota", None)),
@@ -146,6 +166,29 @@ def command_children(args) -> list:
                             "exchange": getattr(args, "feed_exchange", None),
                             "queue": getattr(args, "feed_queue", None)})
     return [("forwarder", lambda: forwarder.run(fopts)), ("cellfeed", feed)]
+
+
+def front_children(args, amqp) -> list:
+    """Front mode: nova takes the commands (no outbox, no simulated cell); with ``--amqp`` (nova's
+    broker) cellfeed follows nova's versioned notifications into the store."""
+    from fastnova.commands import runtime
+    runtime.configure(front=True)
+    if not amqp:
+        return []
+    feed_nice = getattr(args, "feed_nice", None)
+    feed_nice = FEED_NICE if feed_nice is None else feed_nice
+
+    def feed():
+        from cellfeed import service
+        if feed_nice:
+            os.nice(feed_nice)
+        return service.run({
+            "data_dir": args.data_dir, "amqp_url": amqp,
+            "exchange": getattr(args, "feed_exchange", None) or "nova",
+            "queue": getattr(args, "feed_queue", None) or "fastnova.nova." + socket.gethostname(),
+            "decoder": "nova", "binding_key": "versioned_notifications.*",
+            "exchange_durable": False})
+    return [("cellfeed", feed)]
 
 
 def _quotas(given):

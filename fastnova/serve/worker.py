@@ -10,15 +10,24 @@ environment.  The worker proves it is alive by touching its heartbeat file from 
 enforces the connections' timeouts, so a request costs no timer of its own.  TERM drains: stop
 accepting, close idle connections, let answers in progress finish, exit 0.  INT/QUIT exit at once.
 
+Connections per worker are limited (``serve --max-connections``, default from RLIMIT_NOFILE,
+see ``max_connections``).  At the limit the worker stops accepting until one of its connections
+closes: new clients wait in the listening socket's backlog, then in the kernel's SYN retries, as
+they do with nova-api (eventlet's accept loop blocks while its green pool is full) and with nginx
+(which stops accepting when it runs short of worker_connections).  Accepting and closing them
+would turn a burst into errors; a client in the backlog is served as soon as there is room.
+
 Exit codes: 0 after a drain, WORKER_BOOT_ERROR when the worker could not start serving (the master
 counts those and gives up after a few in a row), 1 when the loop failed later.
 """
 from __future__ import annotations
 
+import asyncio
 import errno
 import gc
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -28,7 +37,7 @@ from fastnova._ext import compiled
 from fastnova.config import current as current_settings
 from fastnova.api.app import App
 from fastnova.api.upstream import Upstream
-from fastnova.api.protocol import HttpProtocol, Limits
+from fastnova.api.protocol import READ_SIZE, WRITE_HIGH, WRITE_LOW, HttpProtocol, Limits
 from fastnova.serve.loop import new_loop
 from fastnova.store.reader import StoreReader
 
@@ -49,12 +58,24 @@ def recorder(options, identity=None):
     return cls(slot, access)
 
 
+def max_connections(nofile: int | None = None) -> int:
+    """The default per-worker connection limit: the descriptor limit (RLIMIT_NOFILE, soft) less
+    what the worker needs besides connections (store, listening socket, epoll, log, database
+    and upstream connections): an eighth of it, at least 64."""
+    if nofile is None:
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if nofile == resource.RLIM_INFINITY:
+            nofile = 1 << 20
+    return max(16, nofile - max(64, nofile // 8))
+
+
 class Worker:
     def __init__(self, sock, options, heartbeat_path: str | None):
         self.sock = sock
         self.options = options
         self.heartbeat_path = heartbeat_path
         self.limits = Limits.from_options(options)
+        self.max_connections = getattr(options, "max_connections", None) or max_connections()
         self.graceful_timeout = float(getattr(options, "graceful_timeout", 30.0))
         self.protocols = set()
         self.stats = None              # the recorder, made at boot (it may open the log)
@@ -80,13 +101,17 @@ class Worker:
         upstream = getattr(self.options, "upstream", None)
         app = App(self.reader, server_name=self.options.server_name,
                   public_endpoint=self.options.public_endpoint,
-                  upstream=Upstream(upstream) if upstream else None)
+                  upstream=Upstream(upstream) if upstream else None,
+                  commands=getattr(self.options, "commands", "local"))
         self.fast = app.fast
         self.stats = recorder(self.options, app._identity)
+        poller = edge_poller(loop)
+        tracked = _Tracked if poller is not None else _UvTracked
         self.server = Acceptor(loop, self.sock,
-                               lambda: _Tracked(app, loop, self.stats, self.limits,
-                                                self.protocols, self),
-                               poller=edge_poller(loop))
+                               lambda: tracked(app, loop, self.stats, self.limits,
+                                               self.protocols, self),
+                               poller=poller, limit=self.max_connections,
+                               count=self.protocols.__len__)
         loop.add_signal_handler(signal.SIGTERM, self.drain)
         loop.add_signal_handler(signal.SIGINT, _quit)
         loop.add_signal_handler(signal.SIGQUIT, _quit)
@@ -169,7 +194,7 @@ class Acceptor:
     BATCH = 512
     RETRY_AFTER = 0.5      # seconds without accepting after running out of descriptors
 
-    def __init__(self, loop, sock, factory, poller=None):
+    def __init__(self, loop, sock, factory, poller=None, limit=None, count=None):
         self.loop = loop
         self.sock = sock
         self.factory = factory
@@ -177,11 +202,32 @@ class Acceptor:
         self.fd = sock.fileno()
         self.open = True
         self.opening = 0                # accepted, transport not made yet (a drain waits)
+        self.limit = limit              # connections at most (module docstring), or None
+        self.count = count              # -> open connections
+        self.full = False               # not accepting: at the limit
         sock.setblocking(False)
         loop.add_reader(self.fd, self._ready)
 
+    def _at_limit(self) -> bool:
+        return self.limit is not None and self.count() + self.opening >= self.limit
+
+    def _stop_at_limit(self):
+        self.full = True
+        self.loop.remove_reader(self.fd)
+        LOG.warning("worker %d: %d connections, its limit; not accepting until one closes",
+                    os.getpid(), self.limit)
+
+    def closed_one(self):
+        """A connection closed: accept again if the limit had stopped it."""
+        if self.full and self.open and not self._at_limit():
+            self.full = False
+            self.loop.add_reader(self.fd, self._ready)
+
     def _ready(self):
         for _ in range(self.BATCH):
+            if self._at_limit():
+                self._stop_at_limit()
+                return
             try:
                 conn, _peer = self.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -212,12 +258,14 @@ class Acceptor:
             self.loop.create_task(self._open(conn))
 
     def _resume(self):
-        if self.open:
+        if self.open and not self.full:
             self.loop.add_reader(self.fd, self._ready)
 
     async def _open(self, conn):
         try:
-            await self.loop.connect_accepted_socket(self.factory, conn)
+            transport, _ = await self.loop.connect_accepted_socket(self.factory, conn)
+            # As the edge transport: a client that does not read holds little (protocol.py).
+            transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
         except Exception as exc:  # the peer reset before its transport existed
             LOG.debug("connection dropped before it was set up: %s", exc)
             conn.close()
@@ -228,7 +276,8 @@ class Acceptor:
         """Stop accepting (a drain); what is queued is left to the slot's next worker."""
         if self.open:
             self.open = False
-            self.loop.remove_reader(self.fd)
+            if not self.full:
+                self.loop.remove_reader(self.fd)
 
 
 class _Tracked(HttpProtocol):
@@ -249,6 +298,25 @@ class _Tracked(HttpProtocol):
     def connection_lost(self, exc):
         self.registry.discard(self)
         super().connection_lost(exc)
+        if self.worker.server is not None:
+            self.worker.server.closed_one()
+
+
+_READ = bytearray(READ_SIZE)
+_READ_VIEW = memoryview(_READ)
+
+
+class _UvTracked(_Tracked, asyncio.BufferedProtocol):
+    """On uvloop's transports: read at most READ_SIZE at a time, as the edge transport does
+    (uvloop's own reads are up to 256 KB, and the unparsed rest of a read is held while the
+    client does not read its answers).  One buffer serves every connection: uvloop fills it and
+    calls buffer_updated at once."""
+
+    def get_buffer(self, sizehint):
+        return _READ_VIEW
+
+    def buffer_updated(self, nbytes):
+        self.data_received(bytes(_READ_VIEW[:nbytes]))
 
 
 def edge_poller(loop):

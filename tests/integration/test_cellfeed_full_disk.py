@@ -24,6 +24,20 @@ from tests.commands_support import AMQP_URL, Names
 from tests.tmpfs_support import fill, needs_mount, small_tmpfs
 
 
+def test_the_status_file_reads_back_and_goes_stale(tmp_path):
+    assert status.read(str(tmp_path)).state == "absent"
+    writer = status.StatusWriter(str(tmp_path / "new"))
+    writer.write("running", journal_lsn=12, applied_lsn=9, lag_seconds=0.5, consuming=True)
+    writer.write("running", journal_lsn=12, applied_lsn=12, lag_seconds=0.0)   # shorter text
+    st = status.read(str(tmp_path / "new"))
+    assert (st.state, st.journal_depth, st.lag_seconds, st.consuming) == ("running", 0, 0.0, True)
+    assert st.up() and not st.up(now=st.updated_at + status.STALE_SECONDS + 1)
+    writer.write("failed", reason="store: no space left on /x/store (0 bytes free): …")
+    assert not status.read(str(tmp_path / "new")).up()
+    assert os.path.getsize(status.path(str(tmp_path / "new"))) == status.SIZE
+    writer.close()
+
+
 def test_restart_policy_doubles_while_a_child_keeps_failing_and_starts_over_after_a_good_run():
     policy = RestartPolicy(initial=1.0, cap=30.0, stable=60.0)
     delays = [policy.exited("cellfeed", ran=0.5) for _ in range(8)]
@@ -89,6 +103,7 @@ def test_full_disk_backs_off_reports_down_and_loses_nothing():
                 before = [upsert(new_uuid(), 1) for _ in range(50)]
                 _publish(names, before)
                 wait_for(lambda: len(store.records()) == 50, 30)
+                srv.wait_for(lambda: _caught_up(status.read(data)), 10, "the status: caught up")
 
                 filler = fill(data)
                 big = {"k%d" % i: "v" * 200 for i in range(100)}
@@ -121,6 +136,11 @@ def test_full_disk_backs_off_reports_down_and_loses_nothing():
     finally:
         names.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _caught_up(st: status.FeedStatus) -> bool:
+    return (st.up() and st.consuming and st.journal_lsn >= 50 and st.journal_depth == 0
+            and st.lag_seconds == 0 and st.pid > 0)
 
 
 def _restarts(log: str) -> list[float]:

@@ -65,7 +65,7 @@ def agrees(data, got):
     assert ref.error is None, (data, ref.error)
     assert (ref.begun, ref.completed) == (1, 1), data
     assert ref.method == b"GET" and ref.version == "1.1" and not ref.body, data
-    assert ref.hosts <= 1, data
+    assert ref.hosts == 1, data          # HTTP/1.1 without Host is a 400 (httptools' path)
     url, host, token, mv_header, mv_legacy, keep_alive = got
     assert url == ref.url
     assert (host, token, mv_header, mv_legacy) == tuple(ref.values[1:]), data
@@ -105,30 +105,33 @@ def test_fields_read():
     assert got == (SHOW, b"nova.example.com:8774", b"gAAAAABm-token_value", b"compute 2.96",
                    b"2.96", True)
     assert quick_parse(CLIENTS[3])[5] is False
-    assert quick_parse(b"GET / HTTP/1.1\r\n\r\n") == (b"/", None, None, None, None, True)
+    assert quick_parse(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n") == (b"/", b"h", None, None, None,
+                                                               True)
 
 
 LEFT = [
     b"GET / HTTP/1.0\r\n\r\n",                                        # HTTP/1.0 keep-alive rules
-    b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",                  # pipelined
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",  # pipelined
     b"GET / HTTP/1.1\r\nHost: a\r\n",                                 # not whole yet
-    b"HEAD / HTTP/1.1\r\n\r\n",
-    b"GET /?x=1 HTTP/1.1\r\n\r\n",                                    # a query: the general path
+    b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /?x=1 HTTP/1.1\r\nHost: a\r\n\r\n",                         # a query: the general path
     b"GET / HTTP/1.1\nHost: a\n\n",                                   # bare LF
     b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",                  # two Hosts: a 400 there
-    b"GET / HTTP/1.1\r\nX-Auth-Token: a\r\nX-Auth-Token: b\r\n\r\n",  # joined there
-    b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-    b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-    b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
-    b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
-    b"GET / HTTP/1.1\r\nProxy-Connection: close\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX-Auth-Token: a\r\nX-Auth-Token: b\r\n\r\n",  # joined there
+    b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nProxy-Connection: close\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",                            # space before the colon
-    b"GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",                   # obs-fold
+    b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n folded\r\n\r\n",        # obs-fold
     b"GET / HTTP/1.1\r\nHost: a \r\n\r\n",                            # trailing whitespace
     b"GET / HTTP/1.1\r\nHost:\r\n\r\n",                               # empty Host
-    b"GET / HTTP/1.1\r\nX-A: \x01\r\n\r\n",                           # a control byte
-    b"GET / HTTP/1.1\r\nX-A: caf\xc3\xa9\r\n\r\n",                    # obs-text
-    b"GET /a b HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX-A: \x01\r\n\r\n",                # a control byte
+    b"GET / HTTP/1.1\r\nHost: a\r\nX-A: caf\xc3\xa9\r\n\r\n",         # obs-text
+    b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\nX-Auth-Token: a:b\r\n\r\n",                   # no Host: a 400 there
+    b"GET / HTTP/1.1\r\nHost: a\r\nX-" + b"a" * 16382 + b": 1\r\n\r\n",  # a line past 16384
 ]
 
 
@@ -138,12 +141,16 @@ def test_what_it_leaves_to_httptools(data):
 
 
 def test_limits_are_the_protocols():
-    head = b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(10)) + b"\r\n"
+    head = (b"GET / HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(10))
+            + b"\r\n")
     assert quick_parse(head) is not None
-    assert quick_parse(head, max_headers=9) is None
-    assert quick_parse(head, max_headers=10) is not None
-    assert quick_parse(b"GET /abcdef HTTP/1.1\r\n\r\n", max_url=5) is None
+    assert quick_parse(head, max_headers=10) is None
+    assert quick_parse(head, max_headers=11) is not None
+    assert quick_parse(b"GET /abcdef HTTP/1.1\r\nHost: h\r\n\r\n", max_url=5) is None
+    assert quick_parse(b"GET /abcdef HTTP/1.1\r\nHost: h\r\n\r\n", max_url=7) is not None
     assert quick_parse(head, max_head=len(head) - 1) is None
+    assert quick_parse(head, max_line=len(b"Hosth") - 1) is None
+    assert quick_parse(head, max_line=len(b"Hosth")) is not None
 
 
 # -- the property -------------------------------------------------------------------------------
