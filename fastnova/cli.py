@@ -10,6 +10,7 @@ import logging
 import sys
 
 from fastnova import config, options
+from fastnova.auth import settings as auth_settings
 
 LOG = logging.getLogger("fastnova")
 LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the API (master + forked workers)",
                        description="Run the API: a master and forked workers.")
     options.add_flags(s, "serve")
+    auth_settings.add_flags(s)
     d = sub.add_parser("demo", help="fill a store with N demo servers and exit",
                        description="Fill a store with N deterministic demo servers and exit.")
     d.add_argument("count", type=int, help="how many demo servers")

@@ -73,6 +73,7 @@ NOVA_KEYS = {
     ("DEFAULT", "default_availability_zone"): ("default_availability_zone", str),
     ("DEFAULT", "service_down_time"): ("service_down_time", str),
     ("api", "max_limit"): ("max_limit", str),
+    ("oslo_policy", "policy_file"): ("policy_file", str),
     ("api", "compute_link_prefix"): ("public_endpoint", str),
     ("api_database", "connection"): ("api_db", _sqlalchemy_url),
     ("wsgi", "client_socket_timeout"): ("keepalive_timeout", _seconds_or_none),

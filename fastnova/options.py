@@ -157,8 +157,11 @@ OPTS: tuple[Opt, ...] = (
     Opt("data_dir", default_data_dir, "where the store, the feed journal and the outbox live",
         commands=("serve", "demo", "import-nova", "reconcile"), metavar="DIR"),
     Opt("demo", 0, "fill an empty store with N deterministic demo servers", int, metavar="N"),
-    Opt("auth", "noauth", "identity scheme; noauth trusts 'X-Auth-Token: USER:PROJECT'",
-        _choice("noauth"), metavar="noauth"),
+    Opt("auth", "noauth", "identity scheme: keystone validates tokens as keystonemiddleware "
+        "does ([keystone_authtoken], docs/auth.md); noauth trusts 'X-Auth-Token: USER:PROJECT' "
+        "(tests and demos only)", _choice("noauth", "keystone"), metavar="noauth|keystone"),
+    Opt("policy_file", None, "an oslo.policy policy.yaml overriding nova's default rules "
+        "(nova's [oslo_policy] policy_file); reloaded when it changes", metavar="PATH"),
     Opt("public_endpoint", None, "base of the links in documents (nova's [api] "
         "compute_link_prefix; default: the client's Host)", metavar="URL"),
     Opt("db_flavour", "mysql", "answer name/regex filters and sorts as a nova on this database "

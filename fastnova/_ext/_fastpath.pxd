@@ -14,6 +14,7 @@ cdef class _Caller:
     cdef bytes extra          # the microversion response headers
     cdef bytes root, vroot    # link prefixes
     cdef bytes proot, pvroot  # link prefixes with "/<project>" (None when not memoized)
+    cdef double until         # Unix time the caller's identity expires (its token's cache)
     cdef unsigned long long key_hash              # what it was found by: the hash, and
     cdef object token, mv_header, mv_legacy, host  # the header values themselves
 

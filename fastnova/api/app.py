@@ -7,6 +7,7 @@ no route), then the microversion (400/406 without version headers), then the URL
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import re
@@ -54,17 +55,44 @@ _HANDLERS = {
 }
 
 
+# The policy rule nova checks for each route (server actions: per action, in
+# fastnova.commands.actions).  Flavor reads have none in nova.
+ROUTE_RULES = {
+    router.SERVERS_INDEX: "os_compute_api:servers:index",
+    router.SERVERS_DETAIL: "os_compute_api:servers:detail",
+    router.SERVER_SHOW: "os_compute_api:servers:show",
+    router.SERVER_CREATE: "os_compute_api:servers:create",
+    router.SERVER_UPDATE: "os_compute_api:servers:update",
+    router.SERVER_DELETE: "os_compute_api:servers:delete",
+    router.METADATA_INDEX: "os_compute_api:server-metadata:index",
+    router.METADATA_SHOW: "os_compute_api:server-metadata:show",
+    router.METADATA_CREATE: "os_compute_api:server-metadata:create",
+    router.METADATA_UPDATE_ALL: "os_compute_api:server-metadata:update_all",
+    router.METADATA_UPDATE: "os_compute_api:server-metadata:update",
+    router.METADATA_DELETE: "os_compute_api:server-metadata:delete",
+    router.TAGS_INDEX: "os_compute_api:os-server-tags:index",
+    router.TAG_CHECK: "os_compute_api:os-server-tags:show",
+    router.TAG_ADD: "os_compute_api:os-server-tags:update",
+    router.TAGS_UPDATE_ALL: "os_compute_api:os-server-tags:update_all",
+    router.TAG_DELETE: "os_compute_api:os-server-tags:delete",
+    router.TAGS_DELETE_ALL: "os_compute_api:os-server-tags:delete_all",
+    router.LIMITS: "os_compute_api:limits",
+}
+
+
 class Request:
     """What the protocol hands over: the parts of an HTTP request that nova's answer depends on."""
 
     __slots__ = ("method", "path", "query", "host", "token", "mv_header", "mv_legacy",
-                 "keep_alive", "body", "content_type", "raw_headers", "accept", "route")
+                 "keep_alive", "body", "content_type", "raw_headers", "accept", "service_token",
+                 "route")
 
     def __init__(self, method="GET", path="/", query="", host=None, token=None,
                  mv_header=None, mv_legacy=None, keep_alive=True, body=b"", content_type=None,
-                 raw_headers=(), accept=None):
+                 raw_headers=(), accept=None, service_token=None):
         self.accept = accept
         self.route = 0                      # the router's kind once routed (metrics' label)
+        self.service_token = service_token
         self.body = body
         self.content_type = content_type
         self.raw_headers = raw_headers      # every (name, value) as sent, for forwarding
@@ -114,23 +142,40 @@ class Memo(dict):
 class App:
     def __init__(self, reader, server_name: str = "localhost:8774",
                  public_endpoint: str | None = None, authenticate=noauth, upstream=None,
-                 commands: str = "local"):
+                 policy=None, commands: str = "local"):
         self.reader = reader
         self.upstream = upstream
         # "upstream": commands go to nova-api (fastnova.api.front); "local": fastnova's own.
         self.commands = commands if upstream is not None else "local"
         self.server_name = server_name
         self.public_endpoint = public_endpoint.rstrip("/") if public_endpoint else None
-        self.authenticate = authenticate
+        self.policy = policy
         self.max_limit = current_settings().max_limit        # nova's [api] max_limit
         self.dates = DateCache()
         self.ids = RequestIds()
-        self._identity = Memo(_raising(authenticate))
+        if hasattr(authenticate, "resolve"):
+            # keystone (fastnova.auth.authtoken): its memo is token -> Context, expiring;
+            # a miss is awaited.
+            self.auth = authenticate
+            self._identity = authenticate.memo
+        else:
+            # noauth: a pure function of the token, memoised for good.
+            self.auth = None
+            if policy is not None and authenticate is noauth:
+                authenticate = functools.partial(noauth, policy=policy)
+            self._identity = Memo(_raising(authenticate))
+        self.authenticate = authenticate
         self._versions = Memo(_raising(_negotiate))
         self._hosts = Memo(_raising(self._host_url))
         self._links = Memo(Links)
         self.fast = _fast_path(self)
         self.health = health.Health(self)
+
+    def forget_callers(self) -> None:
+        """The policy file changed: callers' memoised identities and answers go."""
+        self._identity.clear()
+        if self.fast is not None:
+            self.fast.forget_callers()
 
     def handle(self, req: Request):
         """The framed answer: bytes, or (for a handler that awaits) a coroutine giving bytes."""
@@ -210,7 +255,30 @@ class App:
             if self.commands == "upstream":
                 return front.forward(self, req, rt)
             return self._forward(req)
-        ctx = _unwrap(self._identity[req.token])
+        if self.auth is None:
+            ctx = _unwrap(self._identity[req.token])
+        else:
+            ctx = self.auth.lookup(req.token, getattr(req, "service_token", None))
+            if ctx is None:
+                return self._authenticated_later(req, rt, path)
+        return self._serve(req, rt, path, ctx)
+
+    async def _authenticated_later(self, req: Request, rt, path: str):
+        """A token not in memory: wait for its validation, then answer as usual."""
+        try:
+            ctx = await self.auth.resolve(req.token, getattr(req, "service_token", None))
+        except errors.ApiError as err:
+            if err.status == 503:
+                from fastnova.auth.authtoken import unavailable
+                raise unavailable(req.accept) from err
+            raise
+        answer = self._serve(req, rt, path, ctx)
+        if type(answer) is not tuple and inspect.isawaitable(answer):
+            answer = await answer
+        return answer
+
+    def _serve(self, req: Request, rt, path: str, ctx):
+        kind = rt.kind
         if kind == router.NO_ROUTE:
             raise errors.route_not_found(req.accept)
         minor, extra = self._microversion(req, rt)
@@ -222,8 +290,12 @@ class App:
             if kind == router.NOT_SERVED:
                 raise errors.fault(501, "fastnova does not serve %s %s; configure an upstream "
                                         "nova-api for it." % (req.method, path))
+            rule = ROUTE_RULES.get(kind)
+            if rule is not None:
+                ctx.authorize(rule)
             url = req.path + ("?" + req.query if req.query else "")
-            segment = "/" + ctx.project_id if ctx.project_id in url else ""
+            segment = \
+                "/" + ctx.project_id if ctx.project_id and ctx.project_id in url else ""
             links = self._links[self.host_url(req), rt.legacy, segment]
             body = _HANDLERS[kind](self, req, ctx, minor, rt, links)
         except errors.ApiError as err:

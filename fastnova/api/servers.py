@@ -18,7 +18,7 @@ from fastnova.store import layout as L
 
 
 def role_bit(ctx) -> int:
-    return L.ROLE_ADMIN if ctx.is_admin else L.ROLE_MEMBER
+    return L.ROLE_ADMIN if ctx.admin_view else L.ROLE_MEMBER
 
 
 def show(app, req, ctx, minor, route, links) -> bytes:

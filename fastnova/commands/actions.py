@@ -16,6 +16,7 @@ from fastnova.commands import common, quota, runtime, schemas
 from fastnova.commands.common import (ACTIVE, ALLOW_HARD_REBOOT, ALLOW_REBOOT_TASKS,
                                       ALLOW_SOFT_REBOOT, ERROR, PAUSED, RESIZED, STOPPED,
                                       SUSPENDED)
+from fastnova.auth.nova_rules import ACTIONS as ACTION_RULES
 from fastnova.commands.servers import server_doc
 from fastnova.store.reader import get as reader_get
 
@@ -49,6 +50,7 @@ async def action(app, req, ctx, minor, route, links):
         raise errors.bad_request("There is no such action: %s" % name)
     with rt.begin() as txn:
         rec = common.load(rt, txn, ctx, route.arg)
+        ctx.authorize(ACTION_RULES[name], rec["project_id"])
         rt.check_outbox(txn)
         return await handler(rt, txn, ctx, minor, links, rec, body)
 
@@ -112,9 +114,8 @@ async def _unlock(rt, txn, ctx, minor, links, rec, body):
     locked_by = txn.get(META_LOCKED_BY + rec["id"].encode(), db=rt.reader.dbs[b"meta"])
     txn.abort()
     expected = b"owner" if rec["project_id"] == ctx.project_id else b"admin"
-    if locked_by and locked_by != expected and not ctx.is_admin:
-        raise errors.fault(403, "Policy doesn't allow os_compute_api:os-lock-server:unlock:"
-                                "unlock_override to be performed.")
+    if locked_by and locked_by != expected:
+        ctx.authorize("os_compute_api:os-lock-server:unlock:unlock_override", rec["project_id"])
     await _set_lock(rt, rec, {"locked": False, "locked_reason": None}, None)
     return 202, b""
 

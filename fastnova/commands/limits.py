@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import orjson
 
-from fastnova.api import errors
 from fastnova.api.query import Query
 from fastnova.commands import quota, runtime
 
@@ -31,9 +30,7 @@ async def index(app, req, ctx, minor, route, links):
     tenants = q.getall("tenant_id")
     tenant = tenants[-1] if tenants else None
     if tenant:
-        if not ctx.is_admin:
-            raise errors.fault(403, "Policy doesn't allow os_compute_api:limits:other_project "
-                                    "to be performed.")
+        ctx.authorize("os_compute_api:limits:other_project", tenant)
         project = tenant
     hidden = set(_NETWORK) if minor >= 36 else set()
     if minor >= 57:

@@ -200,7 +200,7 @@ def parse(q, minor: int, ctx, detail: bool, flavour: str = R.MYSQL,
     spec.kept = frozenset(kept)
     opts = {k: q.last[k] for k in kept}
     # Step 2: remove_invalid_options.
-    if ctx.is_admin:
+    if ctx.can("os_compute_api:servers:allow_all_filters"):
         for key in ("sort_key", "sort_dir", "limit", "marker"):
             opts.pop(key, None)
     else:
@@ -251,10 +251,8 @@ def parse(q, minor: int, ctx, detail: bool, flavour: str = R.MYSQL,
     if "locked" in opts:
         opts["locked"] = bool_from_string(opts["locked"], strict=True)
     if all_tenants:
-        if not ctx.is_admin:
-            raise errors.fault(403, "Policy doesn't allow os_compute_api:servers:%s:"
-                                    "get_all_tenants to be performed."
-                               % ("detail" if detail else "index"))
+        ctx.authorize("os_compute_api:servers:%s:get_all_tenants"
+                      % ("detail" if detail else "index"))
     else:
         opts.pop("tenant_id", None)
         opts["project_id"] = ctx.project_id

@@ -78,6 +78,29 @@ def check_commands(args) -> str | None:
     return None
 
 
+def auth_options(args):
+    """(AuthtokenOptions or None, policy file or None), checked here in the master so that a
+    bad configuration stops serve at once instead of failing every worker's boot."""
+    from fastnova import config
+    from fastnova.auth import settings
+    from fastnova.auth.options import AuthtokenOptions
+    from fastnova.auth.policy import Policy
+    policy_file = getattr(args, "policy_file", None)
+    Policy(policy_file)             # loads oslo.policy before fork; a bad file fails here
+    if policy_file:
+        LOG.info("policy: nova's defaults overridden by %s", policy_file)
+    if args.auth != "keystone":
+        LOG.warning("identity: noauth trusts the client: 'X-Auth-Token: USER:PROJECT' is "
+                    "believed as given (admin when USER is 'admin'). For tests and demos only.")
+        return None, policy_file
+    section = settings.with_flags(config.current().section("keystone_authtoken"), args)
+    authtoken = AuthtokenOptions.from_section(section)
+    authtoken.log_ignored()
+    LOG.info("identity: keystone at %s, token_cache_time %d s", authtoken.auth_url,
+             authtoken.token_cache_time)
+    return authtoken, policy_file
+
+
 def serve(args) -> int:
     from fastnova.serve.glue import PortTaken, refuse_taken_port
     try:
@@ -89,9 +112,11 @@ def serve(args) -> int:
     if problem:
         LOG.error("%s", problem)
         return 2
-    if args.auth == "noauth":
-        LOG.warning("identity: noauth trusts the client: 'X-Auth-Token: USER:PROJECT' is "
-                    "believed as given (admin when USER is 'admin'). For tests and demos only.")
+    try:
+        authtoken, policy_file = auth_options(args)
+    except (ValueError, OSError) as exc:
+        LOG.error("configuration: %s", exc)
+        return 2
     code = run_in_child(fill_demo, args.data_dir, args.demo)
     if code != 0:
         LOG.error("could not prepare the store in %s", args.data_dir)
@@ -102,6 +127,7 @@ def serve(args) -> int:
     options = SimpleNamespace(
         data_dir=args.data_dir, public_endpoint=args.public_endpoint,
         upstream=getattr(args, "upstream", None),
+        auth=getattr(args, "auth", "noauth"), authtoken=authtoken, policy_file=policy_file,
         commands=getattr(args, "commands", "local"),
         db_flavour=getattr(args, "db_flavour", "mysql"),
         server_name="%s:%d" % ("localhost" if host in ("0.0.0.0", "::") else host,

@@ -99,11 +99,15 @@ class Worker:
         if stale:
             LOG.warning("worker %d cleared %d stale LMDB reader slots", os.getpid(), stale)
         upstream = getattr(self.options, "upstream", None)
+        from fastnova.auth import build
+        self.policy, authenticate = build(self.options)
         app = App(self.reader, server_name=self.options.server_name,
                   public_endpoint=self.options.public_endpoint,
                   upstream=Upstream(upstream) if upstream else None,
+                  authenticate=authenticate, policy=self.policy,
                   commands=getattr(self.options, "commands", "local"))
         self.fast = app.fast
+        self.app = app
         self.stats = recorder(self.options, app._identity)
         poller = edge_poller(loop)
         tracked = _Tracked if poller is not None else _UvTracked
@@ -144,6 +148,8 @@ class Worker:
             # The fast path holds a store snapshot between requests; let an idle worker drop it
             # once the store has moved on, so old pages are not pinned for more than a tick.
             self.fast.release_if_stale()
+        if self.policy.reload_if_changed():
+            self.app.forget_callers()       # their policy answers were memoised
         self.stats.tick()              # the access log's waiting lines, in one write
         now = self.loop.time()
         for proto in list(self.protocols):

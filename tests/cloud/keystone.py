@@ -145,6 +145,9 @@ class Keystone:
             [str(self.bin / "gunicorn"), "--bind", "127.0.0.1:%d" % self.port,
              "--workers", "1", "--threads", "4", "--worker-class", "gthread",
              "--no-control-socket", "--timeout", "120", "--chdir", self.root,
+             # gunicorn closes idle keep-alive connections after 2 s by default; a client's
+             # request racing that close is resent, which a counting relay would see twice
+             "--keep-alive", "75",
              "keystone_shim:application"],
             env=self._env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
             preexec_fn=_die_with_parent)
@@ -251,6 +254,16 @@ class Keystone:
 
     def token(self, username: str, password: str, **scope) -> str:
         return self.auth(username, password, **scope)[0]
+
+    def token_from(self, token: str, project_id: str) -> str:
+        """A new token for the same user from an existing one (keystone's ``token`` method):
+        no password hashing, so thousands of distinct tokens are cheap to make."""
+        body = {"auth": {"identity": {"methods": ["token"], "token": {"id": token}},
+                         "scope": {"project": {"id": project_id}}}}
+        status, headers, doc = self.request("POST", "/auth/tokens", body, token=False)
+        if status != 201:
+            raise KeystoneError("token authentication failed: %d %s" % (status, doc))
+        return headers["X-Subject-Token"]
 
     def revoke(self, token: str) -> None:
         self._ok("DELETE", "/auth/tokens", headers={"X-Subject-Token": token})

@@ -197,7 +197,8 @@ def test_every_option_has_help_and_a_key():
                 continue
             assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
             if name == "serve" and action.option_strings and action.dest not in (
-                    "help", "config_file"):
+                    "help", "config_file") and not action.dest.startswith("keystone_"):
+                # --keystone-*: keys of [keystone_authtoken], not of [fastnova] (docs/auth.md)
                 assert action.dest in keys, action.dest
 
 
