@@ -147,7 +147,7 @@ def stage_apply(count=40_000, batch=10_000):
     try:
         ups = [contract.decode(contract.encode(u)) for u in workload(count, random.Random(2))]
         gc.set_threshold(*GC_THRESHOLDS)
-        writer = StoreWriter(d, render_cache=Options.render_cache)
+        writer = StoreWriter.open(d, render_cache=Options.render_cache)
         applier = Applier(writer)
         t0 = time.perf_counter()
         for start in range(0, count, batch):
@@ -201,7 +201,7 @@ def lag(args):
     pin(0, READER_CORE)
     try:
         with FedStore(args, LOAD_CORE) as fed, BrokerPinned(args.pin_broker):
-            reader = StoreReader(fed.data)
+            reader = StoreReader.open(fed.data)
             pending, lags, done = {}, [], threading.Event()
             watcher = threading.Thread(target=watch, args=(reader, pending, lags, done))
             watcher.start()
@@ -286,7 +286,7 @@ sys.path.insert(0, %r)
 from fastnova.store.reader import StoreReader
 if int(sys.argv[3]) >= 0:
     os.sched_setaffinity(0, {int(sys.argv[3])})
-r = StoreReader(sys.argv[1]); ids = [k for k, _ in r.begin().cursor(db=r.servers)]
+r = StoreReader.open(sys.argv[1]); ids = [k for k, _ in r.begin().cursor(db=r.servers)]
 out, end = [], time.perf_counter() + float(sys.argv[2])
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 while time.perf_counter() < end:

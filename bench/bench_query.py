@@ -56,8 +56,8 @@ def run(data_dir: str, requests: int, flavour: str, limit: int):
     from fastnova.store.reader import StoreReader
     from fastnova.store.writer import StoreWriter
 
-    StoreWriter(data_dir, sync=False).close()       # creates any DB added since generation
-    app = App(StoreReader(data_dir, db_flavour=flavour))
+    StoreWriter.open(data_dir, sync=False).close()       # creates any DB added since generation
+    app = App(StoreReader.open(data_dir, db_flavour=flavour))
 
     def get(query, token):
         raw = app.handle(Request(method="GET", path="/v2.1/servers/detail", token=token,

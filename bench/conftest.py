@@ -22,7 +22,7 @@ MEMBER = demo.PROJECTS[0][0]
 @pytest.fixture(scope="session")
 def store_dir(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("micro-store"))
-    writer = StoreWriter(path, sync=False)
+    writer = StoreWriter.open(path, sync=False)
     try:
         demo.fill(writer, STORE_SERVERS)
     finally:
@@ -32,7 +32,7 @@ def store_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def reader(store_dir):
-    r = StoreReader(store_dir)
+    r = StoreReader.open(store_dir)
     yield r
     r.close()
 

@@ -48,7 +48,7 @@ def _child(kind: str, store: str, servers: int, n: int) -> None:
         from fastnova.store.reader import StoreReader
         # valgrind cannot reserve the default 64 GB map; the store itself is far smaller.
         size = os.path.getsize(os.path.join(store, "store", "data.mdb"))
-        reader = StoreReader(store, map_size=size + (1 << 30))
+        reader = StoreReader.open(store, map_size=size + (1 << 30))
         proto = HttpProtocol(App(reader, server_name="127.0.0.1:8774"), Loop())
     else:
         from bench.bare_server import Protocol, response

@@ -48,7 +48,7 @@ def test_journal_group_of_100(benchmark, tmp_path, sync):
 
 @pytest.fixture
 def applier(tmp_path):
-    writer = StoreWriter(str(tmp_path / "store"), sync=False)
+    writer = StoreWriter.open(str(tmp_path / "store"), sync=False)
     demo.fill(writer, 500)
     yield Applier(writer)
     writer.close()

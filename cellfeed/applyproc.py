@@ -308,7 +308,7 @@ def serve(options: dict) -> int:
         LOG.error("cellfeed: another applier holds %s/APPLY.LOCK", journal_dir)
         return EXIT_LOCKED
     try:
-        writer = StoreWriter(options["data_dir"], render_cache=options["render_cache"])
+        writer = StoreWriter.open(options["data_dir"], render_cache=options["render_cache"])
         applier = Applier(writer)
     except RuntimeError as exc:
         _fatal(report_fd, str(exc))

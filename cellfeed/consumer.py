@@ -25,14 +25,13 @@ import collections
 import errno
 import functools
 import logging
-import random
 import threading
 from dataclasses import dataclass
 
 import pika
 import pika.exceptions
 
-from cellfeed import contract
+from cellfeed import amqp, contract
 from cellfeed.journal import JournalFailed
 
 LOG = logging.getLogger(__name__)
@@ -181,7 +180,8 @@ class FeedConsumer:
         self._inflight = None            # (ticket, group, tag, channel) being fsynced
         self._timer = None
         self._reconnect_timer = None
-        self._attempt = 0
+        self._backoff = amqp.Backoff(tuning.backoff_initial, tuning.backoff_max,
+                                     jitter=True)
         self._stopping = False
         self.fatal: BaseException | None = None
         self.consuming = False
@@ -193,10 +193,9 @@ class FeedConsumer:
     def start(self):
         self._reconnect_timer = None
         LOG.info("cellfeed: connecting to %s:%s", self._params.host, self._params.port)
-        self._connection = pika.SelectConnection(
-            self._params, on_open_callback=self._on_connection_open,
-            on_open_error_callback=self._on_connection_open_error,
-            on_close_callback=self._on_connection_closed, custom_ioloop=self._ioloop)
+        self._connection = amqp.select(self._params, self._on_connection_open,
+                                       self._on_connection_open_error,
+                                       self._on_connection_closed, self._ioloop)
 
     def _on_connection_open(self, connection):
         self.connections += 1
@@ -229,10 +228,7 @@ class FeedConsumer:
             self._schedule_reconnect()
 
     def _schedule_reconnect(self):
-        t = self._tuning
-        delay = min(t.backoff_max, t.backoff_initial * (2 ** self._attempt))
-        delay *= random.uniform(0.5, 1.0)   # jitter: API hosts must not reconnect in lockstep
-        self._attempt = min(self._attempt + 1, 16)
+        delay = self._backoff.next()
         LOG.info("cellfeed: reconnecting in %.2fs", delay)
         self._reconnect_timer = self._ioloop.call_later(delay, self.start)
 
@@ -280,7 +276,7 @@ class FeedConsumer:
         self._consumer_tag = self._channel.basic_consume(self._topology.queue,
                                                          self._on_message)
         self.consuming = True
-        self._attempt = 0
+        self._backoff.reset()
         LOG.info("cellfeed: consuming %s (prefetch %d)", self._topology.queue,
                  self._tuning.prefetch)
 

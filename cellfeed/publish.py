@@ -14,7 +14,7 @@ from __future__ import annotations
 import pika
 import pika.exceptions
 
-from cellfeed import contract
+from cellfeed import amqp, contract
 from cellfeed.consumer import Topology
 
 PERSISTENT = 2
@@ -27,7 +27,7 @@ class PublishError(RuntimeError):
 class Publisher:
     def __init__(self, url: str, exchange: str, confirm: bool = True):
         self.exchange = exchange
-        self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        self.connection = amqp.blocking(url)
         self.channel = self.connection.channel()
         self.channel.exchange_declare(exchange, exchange_type="topic", durable=True)
         self.confirm = confirm

@@ -21,10 +21,9 @@ import threading
 import time
 from dataclasses import dataclass, fields
 
-import pika
 from pika.adapters.select_connection import IOLoop
 
-from cellfeed import contract
+from cellfeed import amqp, contract
 from cellfeed.applier import Applier, ApplierThread, ApplyError, describe_store_error
 from cellfeed.applyproc import ApplierDied, ApplierProcess
 from cellfeed.consumer import FeedConsumer, Topology, Tuning
@@ -181,7 +180,7 @@ class FeedService:
         if self.opts.apply_process:
             # Only to check the schema and read the applied position: the applier process
             # opens the store for writing, and replays.
-            writer = StoreWriter(self.opts.data_dir)
+            writer = StoreWriter.open(self.opts.data_dir)
             try:
                 position = Applier(writer).stats.position
             finally:
@@ -192,7 +191,7 @@ class FeedService:
             self.thread.start()
             self.journal.trim(self.thread.position)
             return
-        self.writer = StoreWriter(self.opts.data_dir, render_cache=self.opts.render_cache)
+        self.writer = StoreWriter.open(self.opts.data_dir, render_cache=self.opts.render_cache)
         self.applier = Applier(self.writer)
         position = self.applier.stats.position
         self.journal = Journal(self.opts.journal_dir(), applied=position,
@@ -254,7 +253,7 @@ class FeedService:
                             binding_key=opts.binding_key,
                             exchange_durable=opts.exchange_durable)
         self.committed = self.journal.next_lsn - 1
-        self.consumer = FeedConsumer(pika.URLParameters(opts.amqp_url), topology, self.journal,
+        self.consumer = FeedConsumer(amqp.parameters(opts.amqp_url), topology, self.journal,
                                      self._handoff, self.ioloop, tuning,
                                      on_stopped=self.ioloop.stop,
                                      decoder=_decoder(opts.decoder))

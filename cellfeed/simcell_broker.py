@@ -18,8 +18,8 @@ import signal
 import time
 
 import orjson
-import pika
 
+from cellfeed import amqp
 from cellfeed.publish import PublishError, Publisher
 
 LOG = logging.getLogger("cellfeed.cellsim")
@@ -37,21 +37,21 @@ def run(amqp_url: str, update_exchange: str, cast_exchange: str = DEFAULT_CAST_E
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
     deadline = time.monotonic() + stop_after if stop_after else None
-    backoff = 0.5
+    backoff = amqp.Backoff(0.5, 10.0)
     while not stopping and (deadline is None or time.monotonic() < deadline):
         try:
             _serve(cell, amqp_url, update_exchange, cast_exchange, cast_queue, stopping,
                    deadline)
-            backoff = 0.5
-        except (pika.exceptions.AMQPError, OSError) as exc:
-            LOG.warning("cell-sim: broker connection lost (%s); retrying in %.1fs", exc, backoff)
-            time.sleep(backoff)
-            backoff = min(10.0, backoff * 2)
+            backoff.reset()
+        except amqp.Error as exc:
+            delay = backoff.next()
+            LOG.warning("cell-sim: broker connection lost (%s); retrying in %.1fs", exc, delay)
+            time.sleep(delay)
     return 0
 
 
 def _serve(cell, url, update_exchange, cast_exchange, cast_queue, stopping, deadline):
-    conn = pika.BlockingConnection(pika.URLParameters(url))
+    conn = amqp.blocking(url)
     try:
         ch = conn.channel()
         ch.exchange_declare(cast_exchange, exchange_type="topic", durable=True)

@@ -16,24 +16,12 @@ import time
 import uuid as uuidlib
 
 import pika
-import pytest
 
 from cellfeed import contract
 from cellfeed.publish import Publisher
+from tests.services import AMQP_URL, needs_broker  # noqa: F401
 
-AMQP_URL = os.environ.get("FASTNOVA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def broker_available() -> bool:
-    try:
-        pika.BlockingConnection(pika.URLParameters(AMQP_URL)).close()
-        return True
-    except pika.exceptions.AMQPError:
-        return False
-
-
-needs_broker = pytest.mark.skipif(not broker_available(), reason="no RabbitMQ at " + AMQP_URL)
 
 
 class Names:
@@ -125,7 +113,7 @@ class Store:
 
     def _reader(self):
         from fastnova.store.reader import StoreReader
-        return StoreReader(self.data_dir)
+        return StoreReader.open(self.data_dir)
 
     def exists(self) -> bool:
         # The consumer creates the store (and its named databases) when it starts.

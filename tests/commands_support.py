@@ -19,36 +19,12 @@ import threading
 import time
 import uuid as uuidlib
 
-import pytest
 
 from tests.server import REPO, spawn_serve  # noqa: E402
-PG_DSN = os.environ.get("FASTNOVA_PG_DSN", "postgresql://root@127.0.0.1:5432/test")
-AMQP_URL = os.environ.get("FASTNOVA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+from tests.services import AMQP_URL, PG_URL, needs_broker, needs_pg  # noqa: F401,E402
 IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
 PROJECT = "6f70656e737461636b20342065766572"     # a demo project
 TOKEN = "demo:" + PROJECT
-
-
-def pg_available() -> bool:
-    try:
-        import psycopg2
-        psycopg2.connect(PG_DSN, connect_timeout=2).close()
-        return True
-    except Exception:
-        return False
-
-
-def broker_available() -> bool:
-    try:
-        import pika
-        pika.BlockingConnection(pika.URLParameters(AMQP_URL)).close()
-        return True
-    except Exception:
-        return False
-
-
-needs_pg = pytest.mark.skipif(not pg_available(), reason="no PostgreSQL at " + PG_DSN)
-needs_broker = pytest.mark.skipif(not broker_available(), reason="no RabbitMQ at " + AMQP_URL)
 
 
 class Server:
@@ -136,13 +112,13 @@ def pg_schema():
     """A unique PostgreSQL schema, migrated with ``fastnova db sync``, dropped afterwards."""
     import psycopg2
     name = "fn_test_" + uuidlib.uuid4().hex[:10]
-    subprocess.run([sys.executable, "-m", "fastnova.cli", "db", "sync", "--database", PG_DSN,
+    subprocess.run([sys.executable, "-m", "fastnova.cli", "db", "sync", "--database", PG_URL,
                     "--db-schema", name], cwd=REPO, check=True,
                    env=dict(os.environ, PYTHONPATH=REPO))
     try:
         yield name
     finally:
-        conn = psycopg2.connect(PG_DSN)
+        conn = psycopg2.connect(PG_URL)
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute('DROP SCHEMA "%s" CASCADE' % name)
@@ -151,7 +127,7 @@ def pg_schema():
 
 def pg_rows(schema, sql, params=()):
     import psycopg2
-    conn = psycopg2.connect(PG_DSN, options="-c search_path=" + schema)
+    conn = psycopg2.connect(PG_URL, options="-c search_path=" + schema)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(sql, params)
@@ -274,16 +250,18 @@ class RoundTripProxy:
             buf = buf[size + 1:]
         state["buf"] = buf
 
-    def dsn(self, dsn=PG_DSN):
+    def dsn(self, dsn=PG_URL):
         out = dsn.replace("127.0.0.1:5432", "127.0.0.1:%d" % self.port)
         return out + ("&" if "?" in out else "?") + "sslmode=disable"
 
 
 class HoldingProxy(RoundTripProxy):
     """A RoundTripProxy that can hold back the answer to one statement: once ``arm()``ed, the
-    next statement reaches PostgreSQL (which runs and commits it) but its answer waits in the
-    proxy until ``release()``, so the test can act between a command's database commit and what
-    the command does next.  One held statement at a time."""
+    next statement that writes reaches PostgreSQL (which runs and commits it) but its answer
+    waits in the proxy until ``release()``, so the test can act between a command's database
+    commit and what the command does next.  One held statement at a time.  Reads pass (the
+    embedded cell's recovery pass may query at any moment; holding it would hold the wrong
+    statement)."""
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
@@ -307,7 +285,7 @@ class HoldingProxy(RoundTripProxy):
                 dst.sendall(data)
 
     def _hold(self, state, side, dst, data, statement) -> bool:
-        if side == "c" and statement and self.armed:
+        if side == "c" and statement and self.armed and not _reads_only(data):
             self.armed = False
             state["held"] = []
             self.holding = state
@@ -317,6 +295,11 @@ class HoldingProxy(RoundTripProxy):
             self.cond.notify_all()
             return True
         return False
+
+
+def _reads_only(data: bytes) -> bool:
+    """A simple-query message ('Q', length, SQL) whose SQL is a SELECT."""
+    return data[:1] == b"Q" and data[5:].lstrip()[:6].upper() == b"SELECT"
 
 
 def outbox_depth(srv) -> int:

@@ -113,7 +113,7 @@ def start_server(demo_count: int = 300, workers: int = 2, extra=()):
 def run_store_script(data_dir: str, script: str):
     """Change the store from another process, as the cellfeed does while workers serve."""
     code = ("import sys\nfrom fastnova.store.writer import StoreWriter\n"
-            "w = StoreWriter(sys.argv[1])\n" + script + "\nw.close()\n")
+            "w = StoreWriter.open(sys.argv[1])\n" + script + "\nw.close()\n")
     subprocess.run([sys.executable, "-c", code, data_dir], cwd=REPO, check=True,
                    env=dict(os.environ, PYTHONPATH=str(REPO)))
 

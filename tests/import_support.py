@@ -18,20 +18,9 @@ import psycopg2.extras
 import pytest
 
 from tests import mysql_support as nova_mysql
+from tests.services import PG_URL, needs_pg  # noqa: F401
 
-PG_URL = os.environ.get("FASTNOVA_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SCHEMA_SQL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nova_schema.sql")
-
-
-def pg_available() -> bool:
-    try:
-        psycopg2.connect(PG_URL).close()
-        return True
-    except psycopg2.Error:
-        return False
-
-
-needs_pg = pytest.mark.skipif(not pg_available(), reason="no PostgreSQL at " + PG_URL)
 
 
 def schema_sections() -> dict:

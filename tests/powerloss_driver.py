@@ -7,7 +7,7 @@ The real consumer, journal, applier process, store and broker run unchanged, exc
 * ``os.fdatasync`` and ``os.fsync`` (the journal's file layer: it binds them when it is imported)
   record, after the real call returns, what that call made durable: a file's size as it was
   before the call, or a directory's entries.  ``LOG_DIR/synced`` then says what a power cut
-  keeps (``tests.test_cellfeed_powerloss.power_cut`` applies it to the files);
+  keeps (``tests.integration.test_cellfeed_powerloss.power_cut`` applies it to the files);
 * every journal entry is logged with its LSN (``LOG_DIR/entries``), and every (server, version)
   whose delivery is acknowledged to the broker is logged as the ack is sent (``LOG_DIR/acked``).
 

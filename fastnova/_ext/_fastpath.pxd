@@ -29,7 +29,7 @@ cdef class FastShow:
     cdef bint use_mapped
     cdef _Blob blob
     cdef MappedDB mapped
-    cdef object mapped_env
+    cdef object env, servers     # the reader's environment and its servers database
 
     cdef object answer_raw(self, bytes url, object token, object mv_header, object mv_legacy,
                            object host, bint keep_alive)

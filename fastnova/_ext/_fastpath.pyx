@@ -166,10 +166,10 @@ cdef class FastShow:
         """mapped: read blobs in place (_mapped.pyx); None: unless FASTNOVA_MAPPED_READS=0."""
         self.app = app
         self.use_mapped = MAPPED_READS if mapped is None else bool(mapped)
-        # The reader's environment and handles are looked up per request, not kept: the
-        # commands runtime re-points them at its writer's environment (one LMDB open per
-        # process) after this object is made.
+        # The reader's environment is the worker's for its whole life (the commands write
+        # through the same one: fastnova.store.env), so it is attached once, here.
         self.reader = app.reader
+        self.servers = app.reader.servers
         self.identity = app._identity
         self.versions = app._versions
         self.hosts = app._hosts
@@ -180,8 +180,8 @@ cdef class FastShow:
         self.date_second = -1
         self.date_header = b""
         self.mapped = None
-        self.mapped_env = None
         self.blob = _Blob()
+        self._attach(app.reader.env)
 
     def answer(self, req):
         """The framed 200 answer to a Request, or None: let the general path answer."""
@@ -283,9 +283,6 @@ cdef class FastShow:
         cdef const uint8_t* data
         cdef size_t size
         cdef int rc
-        env = self.reader.env
-        if env is not self.mapped_env:
-            self._attach(env)
         if self.mapped is not None:
             # The usual way: the blob read in place from the data file under a held snapshot
             # (_mapped.pyx); -1 means "not readable here", and py-lmdb answers instead.
@@ -296,9 +293,9 @@ cdef class FastShow:
                 b.view(data, size)
                 return self._frame(b, who, root, vroot, keep_alive)
         # Positional arguments: py-lmdb would otherwise get a keyword dict built per call.
-        txn = env.begin(None, None, False, True)        # buffers=True
+        txn = self.env.begin(None, None, False, True)   # buffers=True
         try:
-            blob = txn.get(PyBytes_FromStringAndSize(uuid, UUID_LEN), None, self.reader.servers)
+            blob = txn.get(PyBytes_FromStringAndSize(uuid, UUID_LEN), None, self.servers)
             if blob is None:
                 return None
             # The blob is read in place, in the mapped page, valid until the transaction ends.
@@ -313,7 +310,7 @@ cdef class FastShow:
         if self.mapped is not None:
             self.mapped.close()
             self.mapped = None
-        self.mapped_env = env
+        self.env = env
         if not self.use_mapped:
             return
         try:

@@ -4,7 +4,7 @@
 Same states, limits and answers as the pure class, line for line; what changes is the cost.
 httptools calls on_header once per header line: in Python that callback (count, bound checks,
 lower-case, lookup) was ~1 us of a ~20 us request; typed here it is ~0.1 us.  Tests run the same
-cases against both (tests/test_protocol_twins.py), and the worker takes this one when it is
+cases against both (tests/functional/test_http_protocol.py), and the worker takes this one when it is
 built (fastnova.api.protocol.HttpProtocol).
 """
 import asyncio

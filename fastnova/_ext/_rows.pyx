@@ -3,6 +3,10 @@
 fastnova.store.writer.index_entries_pure) and its query row (twin of fastnova.query.row's
 ``build_pure`` and ``micros_pure``).  Split from _render.pyx (the view parts and their blob);
 tests/unit/test_writer_incremental.py and tests/unit/test_query_property.py hold each to its twin.
+
+The key formats are fastnova/store/layout.py's (``ix_key``, ``changed_key``, ``name_key``, which
+the pure twin calls); ``index_entries`` concatenates the same bytes in one copy each, and the twin
+test holds it to them byte for byte.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_GET_LENGTH

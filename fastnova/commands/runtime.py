@@ -107,13 +107,10 @@ class Runtime:
         self.pid = os.getpid()
         self.cfg = cfg
         reader = app.reader
-        data_dir = os.path.dirname(reader.env.path().rstrip("/"))
-        old_env = reader.env
-        self.writer = None
-        old_env.close()
-        self.writer = StoreWriter(data_dir)
+        # The worker opened its store writable (fastnova.serve.worker): the commands write
+        # through the environment its reads use, so a command's write is read at once.
+        self.writer = StoreWriter(reader.env)
         outbox.ensure(self.writer)
-        _repoint(reader, self.writer)
         self.reader = reader
         self.committer = Committer(self.writer)
         self.sim = None
@@ -184,19 +181,6 @@ class Runtime:
             LOG.warning("database statement failed (%s) but the forwarder had taken the "
                         "command over; it completes it", exc)
         return result
-
-
-def _repoint(reader, writer):
-    """Point every environment and database handle the reader holds at the writer's (by name),
-    so the reader needs no change to share the writer's environment."""
-    names = {id(handle): name for name, handle in reader.dbs.items()}
-    for attr, value in list(vars(reader).items()):
-        if attr == "env":
-            setattr(reader, attr, writer.env)
-        elif attr == "dbs":
-            setattr(reader, attr, dict(writer.dbs))
-        elif id(value) in names and names[id(value)] in writer.dbs:
-            setattr(reader, attr, writer.dbs[names[id(value)]])
 
 
 class Committer:

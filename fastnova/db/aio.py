@@ -30,6 +30,8 @@ import orjson
 import psycopg2
 import psycopg2.extensions as ext
 
+from fastnova.db.connect import connect
+
 POOL_SIZE = 4
 SEQ_BLOCK, SEQ_LOW = 64, 16
 
@@ -125,8 +127,7 @@ class AsyncDatabase:
         if self.size < self.pool_size:
             self.size += 1
             try:
-                options = "-c search_path=%s" % self.schema if self.schema else None
-                conn = psycopg2.connect(self.dsn, async_=True, options=options)
+                conn = connect(self.dsn, self.schema, async_=True)
                 await self._wait(conn)
                 return conn
             except BaseException:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import orjson
 
 from fastnova.outbound import outbox
-from fastnova.db.schema import connect
+from fastnova.db.connect import connect
 
 META_CHECKPOINT = b"db_recover_checkpoint"
 SETTLE = 5.0          # seconds a command may take between its commit and its store write

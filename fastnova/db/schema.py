@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from fastnova.db.connect import connect
+
 LOG = logging.getLogger("fastnova.db")
 
 MIGRATIONS = [
@@ -32,12 +34,6 @@ MIGRATIONS = [
         CREATE INDEX servers_host_changed ON servers (api_host, changed_at);
     """),
 ]
-
-
-def connect(dsn: str, schema: str | None = None, **kw):
-    import psycopg2
-    options = "-c search_path=%s" % schema if schema else None
-    return psycopg2.connect(dsn, options=options, **kw)
 
 
 def sync(dsn: str, schema: str | None = None) -> int:

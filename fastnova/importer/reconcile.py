@@ -171,7 +171,7 @@ def reconcile_once(api_url: str, cell_urls, data_dir: str,
     began = _dt.datetime.utcnow().isoformat()
     floor = (time_micros(canonical_time(began)) - CARRY_MARGIN_S * 1_000_000) * SLOTS
     source = S.Source(api_url, resolve_cells(api_url, cell_urls))
-    writer = StoreWriter(data_dir)
+    writer = StoreWriter.open(data_dir)
     dbs = S.open_all(source)
     try:
         ctx = S.load_context(source, settings or M.Settings(), dbs)

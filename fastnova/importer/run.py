@@ -145,7 +145,7 @@ def import_nova(api_url: str, cell_urls, data_dir: str, settings: M.Settings | N
     os.makedirs(data_dir, exist_ok=True)
     source = S.Source(api_url, resolve_cells(api_url, cell_urls), with_deleted)
     staging = swap.fresh_staging(data_dir)
-    new = StoreWriter(staging, sync=False)
+    new = StoreWriter.open(staging, sync=False)
     try:
         dbs = S.open_all(source)
         try:

@@ -133,7 +133,7 @@ def swap_in(data_dir: str, new: StoreWriter, started_at: str, generation: str) -
         new.close()
         _move_into_place(data_dir)
         return result
-    live = StoreWriter(data_dir)
+    live = StoreWriter.open(data_dir)
     try:
         with live.env.begin(write=True) as ltxn:          # 1: cellfeed waits from here
             with new.batch() as nb:                        # 2

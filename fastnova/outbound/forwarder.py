@@ -70,7 +70,7 @@ class Forwarder:
     def __init__(self, opts: Options):
         from fastnova.store.writer import StoreWriter
         self.opts = opts
-        self.writer = StoreWriter(opts.data_dir)
+        self.writer = StoreWriter.open(opts.data_dir)
         outbox.ensure(self.writer)
         self.running = True
         self.sink = AmqpSink(self.writer, opts)
@@ -171,7 +171,7 @@ class DbGate:
 
     def _cursor(self):
         if self.conn is None:
-            from fastnova.db.schema import connect
+            from fastnova.db.connect import connect
             self.conn = connect(self.opts.database, self.opts.db_schema)
             self.conn.autocommit = True
         return self.conn.cursor()
@@ -211,14 +211,15 @@ class AmqpSink:
         self.writer = writer
         self.opts = opts
         self.pub = None
-        self.backoff = 0.0
+        from cellfeed.amqp import Backoff       # in the forwarder's process: pika with it
+        self.backoff = Backoff(0.2, BACKOFF_MAX)
         self.retry_at = 0.0
 
     def idle(self, poll):
         return max(poll, self.retry_at - time.monotonic())
 
     def _connect(self):
-        from cellfeed.publish import Publisher
+        from cellfeed.publish import Publisher      # opens its connection through cellfeed.amqp
         self.pub = Publisher(self.opts.amqp_url, self.opts.exchange)
         self.pub.channel.queue_declare(self.opts.queue, durable=True)
         self.pub.channel.queue_bind(self.opts.queue, self.opts.exchange, routing_key="#")
@@ -236,13 +237,12 @@ class AmqpSink:
                 self.pub.send_raw(body, routing_key="cast")
                 self._delete([k for k, _ in chunk])
                 moved += len(chunk)
-            self.backoff = 0.0
+            self.backoff.reset()
         except Exception as exc:   # broker away, channel closed, nack, unroutable
             LOG.warning("forwarder: cannot publish (%s); %d forwarded this pass, retrying",
                         exc, moved)
             self._drop()
-            self.backoff = min(BACKOFF_MAX, max(0.2, self.backoff * 2))
-            self.retry_at = time.monotonic() + self.backoff
+            self.retry_at = time.monotonic() + self.backoff.next()
         return moved
 
     def _delete(self, keys):

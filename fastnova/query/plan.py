@@ -291,7 +291,8 @@ class _Run:
         """``_walk`` of the commonest page (one index part in created_at order, no filter to
         check, no changes-since), without its generator chain: one loop over py-lmdb's key
         iterator.  Same groups of ties, same marker rule, same answer
-        (tests/test_plan_walk.py compares the two)."""
+        (tests/unit/test_query_property.py holds the pages of both walks to the brute-force
+        answer)."""
         prefix = L.part_prefix(self.scope, part)
         cut = len(prefix)
         split = cut + L.MICROS_LEN

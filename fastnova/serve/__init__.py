@@ -50,7 +50,7 @@ def fill_demo(data_dir: str, count: int, seed: int = 0) -> int:
     from fastnova.store.writer import StoreWriter
 
     os.makedirs(data_dir, exist_ok=True)
-    writer = StoreWriter(data_dir, sync=False)
+    writer = StoreWriter.open(data_dir, sync=False)
     try:
         with writer.env.begin() as txn:
             have = txn.stat(writer.dbs[b"records"])["entries"]

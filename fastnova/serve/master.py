@@ -38,13 +38,13 @@ import time
 
 from fastnova.serve.glue import Notifier, set_title
 from fastnova.serve.restarts import RestartPolicy
-from fastnova.serve.worker import WORKER_BOOT_ERROR, worker_main
 
 LOG = logging.getLogger("fastnova.master")
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTTIN,
            signal.SIGTTOU, signal.SIGCHLD)
 BOOT_FAILURES_MAX = 5          # this many boot failures in a row (no worker got ready): give up
 HALT_BOOT_ERROR = 3            # the master's exit code then (gunicorn's WORKER_BOOT_ERROR too)
+WORKER_BOOT_ERROR = 3          # a worker's exit code when it could not start serving
 GRACEFUL_TIMEOUT = 30.0
 FAST_STOP_TIMEOUT = 2.0
 TICK = 0.5                     # seconds between heartbeat checks when no signal arrives
@@ -248,6 +248,9 @@ class Master:
                 os.close(self.pipe_w)
                 self.listeners.close_others(slot)
                 set_title("worker %d" % slot)
+                # Imported here, after fork: the worker module brings the store (lmdb) and the
+                # event loop (uvloop), which the master must never load (fork-clean).
+                from fastnova.serve.worker import worker_main
                 code = worker_main(sock, self.options, hb)
             finally:
                 os._exit(code)

@@ -39,10 +39,11 @@ from fastnova.api.app import App
 from fastnova.api.upstream import Upstream
 from fastnova.api.protocol import READ_SIZE, WRITE_HIGH, WRITE_LOW, HttpProtocol, Limits
 from fastnova.serve.loop import new_loop
+from fastnova.serve.master import WORKER_BOOT_ERROR
+from fastnova.store.env import open_env
 from fastnova.store.reader import StoreReader
 
 LOG = logging.getLogger("fastnova.worker")
-WORKER_BOOT_ERROR = 3
 HEARTBEAT_INTERVAL = 1.0
 
 
@@ -91,8 +92,10 @@ class Worker:
     def boot(self):
         malloc.tune()
         self.loop = loop = new_loop()
-        self.reader = StoreReader(self.options.data_dir,
-                                  db_flavour=getattr(self.options, "db_flavour", "mysql"))
+        # One environment for the worker's reads and its commands' writes (one LMDB open per
+        # process); it must exist: serve prepared it before the first fork.
+        env = open_env(self.options.data_dir, create=False)
+        self.reader = StoreReader(env, db_flavour=getattr(self.options, "db_flavour", "mysql"))
         # Reader slots of workers that died holding a read transaction (kill -9, OOM) stay
         # taken in the lock file until someone checks for dead pids; do it at every start.
         stale = self.reader.env.reader_check()

@@ -2,7 +2,8 @@
 
 Selects a view blob's pieces for one (microversion, role, view) and joins them into a JSON object,
 then fills in the link markers.  The compiled module does the same with no Python objects per
-piece; tests run both and compare (tests/conftest.py: the ``speedups`` fixture).
+piece; tests/unit/test_speedups.py runs both (the ``twin`` fixture of tests/conftest.py) and
+compares them.
 """
 from __future__ import annotations
 

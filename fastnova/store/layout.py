@@ -141,16 +141,18 @@ def part_prefix(scope: bytes, part: bytes) -> bytes:
     return scope + b"\x00" + part + b"\x00"
 
 
-def ix_key(scope: bytes, part: bytes, created_micros: int, uuid: bytes) -> bytes:
-    return part_prefix(scope, part) + micros_bytes(created_micros) + uuid
+def ix_key(scope: bytes, part: bytes, created: bytes, uuid: bytes) -> bytes:
+    """An ``ix`` key; ``created`` is micros_bytes(created_at)."""
+    return part_prefix(scope, part) + created + uuid
 
 
 def changed_prefix(scope: bytes) -> bytes:
     return scope + b"\x00"
 
 
-def changed_key(scope: bytes, updated_micros: int, uuid: bytes) -> bytes:
-    return scope + b"\x00" + micros_bytes(updated_micros) + uuid
+def changed_key(scope: bytes, updated: bytes, uuid: bytes) -> bytes:
+    """A ``by_changed`` key; ``updated`` is micros_bytes(updated_at)."""
+    return changed_prefix(scope) + updated + uuid
 
 
 def name_collate(name: str | None) -> str:
@@ -159,8 +161,14 @@ def name_collate(name: str | None) -> str:
     return (name or "").lower().rstrip(" ")
 
 
-def name_key(scope: bytes, name: str | None, uuid: bytes) -> bytes:
-    return (scope + b"\x00" + name_collate(name).encode()[:NAME_KEY_MAX] + b"\x00" + uuid)
+def name_bytes(name: str | None) -> bytes:
+    """What a ``by_name`` key holds of a name: its collation key, cut to NAME_KEY_MAX bytes."""
+    return name_collate(name).encode()[:NAME_KEY_MAX]
+
+
+def name_key(scope: bytes, name: bytes, uuid: bytes) -> bytes:
+    """A ``by_name`` key; ``name`` is name_bytes(name)."""
+    return scope + b"\x00" + name + b"\x00" + uuid
 
 
 def key_uuid(key: bytes) -> bytes:

@@ -9,12 +9,14 @@ cost of a page is O(limit), not O(servers).
 """
 from __future__ import annotations
 
+import os
+
 import orjson
 
 from fastnova.query.regex import FLAVOURS, MYSQL
 from fastnova.query.row import loads as qrow_loads
 from fastnova.store import layout as L
-from fastnova.store.writer import DEFAULT_MAP_SIZE, open_env
+from fastnova.store.env import DEFAULT_MAP_SIZE, open_env
 
 # LMDB refuses an empty key or one longer than its page allows (511 bytes by default) with
 # BadValsizeError.  Keys built from a request (an id in the path, a marker, a tenant_id) can be
@@ -32,14 +34,19 @@ def get(txn, key: bytes, db):
 
 
 class StoreReader:
-    def __init__(self, data_dir: str, map_size: int = DEFAULT_MAP_SIZE,
-                 db_flavour: str = MYSQL):
+    def __init__(self, env, db_flavour: str = MYSQL):
+        """``env``: the store's environment (fastnova.store.env), read-only or the writable one
+        a worker shares with its commands (or use ``StoreReader.open``)."""
+        if isinstance(env, (str, os.PathLike)):
+            raise TypeError("StoreReader is handed an environment: StoreReader.open(data_dir)")
         if db_flavour not in FLAVOURS:
             raise ValueError("db_flavour must be one of %s" % (FLAVOURS,))
-        self.env = open_env(data_dir, map_size=map_size, readonly=True)
+        self.env = env
         # Named databases opened outside any transaction: py-lmdb then keeps the handles valid
-        # for every later transaction of this environment.
-        self.dbs = {name: self.env.open_db(name, create=False) for name in L.ALL_DBS}
+        # for every later transaction of this environment.  (In a writable environment it opens
+        # them in a short write transaction, so a worker's boot waits for a feed batch in
+        # progress, once; a read transaction would not keep them.)
+        self.dbs = {name: env.open_db(name, create=False) for name in L.ALL_DBS}
         self.servers = self.dbs[L.DB_SERVERS]
         self.records = self.dbs[L.DB_RECORDS]
         self.flavors = self.dbs[L.DB_FLAVORS]
@@ -51,6 +58,12 @@ class StoreReader:
         # How name=/node=/... regular expressions and string sorts behave: "mysql" (nova on
         # MySQL: case-insensitive) or "postgresql" (case-sensitive).  See fastnova.query.regex.
         self.db_flavour = db_flavour
+
+    @classmethod
+    def open(cls, data_dir: str, map_size: int = DEFAULT_MAP_SIZE,
+             db_flavour: str = MYSQL) -> "StoreReader":
+        """A reader on its own read-only environment of ``data_dir``'s store."""
+        return cls(open_env(data_dir, map_size=map_size, readonly=True), db_flavour=db_flavour)
 
     def begin(self):
         return self.env.begin(buffers=False)

@@ -11,48 +11,31 @@ import contextlib
 import os
 from operator import itemgetter
 
-import lmdb
 import orjson
 
 from fastnova._ext import compiled
 from fastnova.query import row as qrow
 from fastnova.record import merge, normalize
 from fastnova.store import layout as L
+from fastnova.store.env import DEFAULT_MAP_SIZE, data_dir_of, open_env, store_path  # noqa: F401
 from fastnova.views.flavors import flavor_sort_key, render_flavor
 from fastnova.views.servers import pack_parts, render_parts, rerender_parts
-
-# A sparse mapping: the file grows only with the data.  1,000,000 servers take about 5 GB.
-DEFAULT_MAP_SIZE = 64 << 30
-MAX_READERS = 1024
-
-
-def store_path(data_dir: str) -> str:
-    return os.path.join(data_dir, "store")
-
-
-def open_env(data_dir: str, map_size: int = DEFAULT_MAP_SIZE, readonly: bool = False,
-             sync: bool = True) -> lmdb.Environment:
-    """Open the store's environment (creating it for a writer).  The only lmdb.open call."""
-    path = store_path(data_dir)
-    if not readonly:
-        os.makedirs(path, exist_ok=True)
-    return lmdb.open(path, map_size=map_size, max_dbs=len(L.ALL_DBS) + 2, readonly=readonly,
-                     max_readers=MAX_READERS, sync=sync, metasync=sync, readahead=False,
-                     create=not readonly, subdir=True)
-
 
 StoreSuperseded = L.StoreSuperseded
 _first = itemgetter(0)
 
 
 class StoreWriter:
-    def __init__(self, data_dir: str, map_size: int = DEFAULT_MAP_SIZE, sync: bool = True,
-                 render_cache: int = 0):
-        """``render_cache``: how many recently written servers to remember (RenderCache), so
-        that a patch re-renders only what it changes; 0 (the default) remembers none."""
-        self.path = store_path(data_dir)
-        self._options = (data_dir, map_size, sync, render_cache)
-        self.env = open_env(data_dir, map_size=map_size, sync=sync)
+    def __init__(self, env, render_cache: int = 0):
+        """``env``: the store's environment, opened writable by fastnova.store.env (or use
+        ``StoreWriter.open``).  ``render_cache``: how many recently written servers to remember
+        (RenderCache), so that a patch re-renders only what it changes; 0 remembers none."""
+        if isinstance(env, (str, os.PathLike)):
+            raise TypeError("StoreWriter is handed an environment: StoreWriter.open(data_dir)")
+        self.env = env
+        self.path = env.path()
+        self._options = (data_dir_of(env), env.info()["map_size"], env.flags()["sync"],
+                         render_cache)
         self.dbs = {name: self.env.open_db(name, create=True) for name in L.ALL_DBS}
         self.cache = RenderCache(render_cache) if render_cache > 0 else None
         with self.env.begin(write=True) as txn:
@@ -62,6 +45,12 @@ class StoreWriter:
             elif int(found) != L.SCHEMA_VERSION:
                 raise RuntimeError("store schema %s, this fastnova writes %d: rebuild the store"
                                    % (found.decode(), L.SCHEMA_VERSION))
+
+    @classmethod
+    def open(cls, data_dir: str, map_size: int = DEFAULT_MAP_SIZE, sync: bool = True,
+             render_cache: int = 0) -> "StoreWriter":
+        """A writer on its own environment of ``data_dir``'s store (created when missing)."""
+        return cls(open_env(data_dir, map_size=map_size, sync=sync), render_cache=render_cache)
 
     @contextlib.contextmanager
     def batch(self, coalesce: bool = False):
@@ -89,7 +78,7 @@ class StoreWriter:
         """Close this writer and open the store now at its path (after an import's swap)."""
         self.close()
         data_dir, map_size, sync, render_cache = self._options
-        return StoreWriter(data_dir, map_size=map_size, sync=sync, render_cache=render_cache)
+        return StoreWriter.open(data_dir, map_size=map_size, sync=sync, render_cache=render_cache)
 
     def reader_check(self) -> int:
         """Reclaim reader slots of dead processes (the master calls this after reaping)."""
@@ -445,16 +434,15 @@ def index_entries_pure(rec: dict) -> dict:
     # ix values carry updated_at, so changes-since is checked during a walk; by_changed
     # values carry created_at, so a set of recent changes sorts without reading rows.
     state = (b"d" if deleted else b"l") + created + vm_state
-    name = None if deleted else L.name_collate(rec.get("name")).encode()[:L.NAME_KEY_MAX]
+    name = None if deleted else L.name_bytes(rec.get("name"))
     out = {}
     for scope in L.scopes(rec["project_id"]):
-        head = scope + b"\x00"
         for part in parts:
-            prefix = head + part + b"\x00"
-            out[(L.DB_INDEX, prefix + created + uuid)] = (updated, prefix)
-        out[(L.DB_BY_CHANGED, head + updated + uuid)] = (state, None)
+            out[(L.DB_INDEX, L.ix_key(scope, part, created, uuid))] = \
+                (updated, L.part_prefix(scope, part))
+        out[(L.DB_BY_CHANGED, L.changed_key(scope, updated, uuid))] = (state, None)
         if name is not None:
-            out[(L.DB_BY_NAME, head + name + b"\x00" + uuid)] = (vm_state, None)
+            out[(L.DB_BY_NAME, L.name_key(scope, name, uuid))] = (vm_state, None)
     return out
 
 

@@ -1,5 +1,5 @@
 """Front mode and what goes upstream, in-process against a loopback HTTP upstream that answers
-what each test tells it to (the real-nova tests are tests/test_front_cloud.py)."""
+what each test tells it to (the real-nova tests are tests/integration/test_front_cloud.py)."""
 import asyncio
 import json
 
@@ -79,12 +79,14 @@ async def _answer(app, req):
 @pytest.fixture
 def store(tmp_path):
     path = str(tmp_path)
-    writer = StoreWriter(path, sync=False)
+    writer = StoreWriter.open(path, sync=False)
     demo.fill(writer, 3)
     with writer.env.begin() as txn:
         ids = [rec["id"] for rec in _records(writer, txn)]
     writer.close()
-    reader = StoreReader(path)
+    # Writable, as a worker opens its store: the commands write through the same environment.
+    from fastnova.store.env import open_env
+    reader = StoreReader(open_env(path, create=False))
     yield reader, ids
     reader.close()
 

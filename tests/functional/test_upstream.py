@@ -16,10 +16,10 @@ from fastnova.store.writer import StoreWriter
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("upstream-store"))
-    writer = StoreWriter(path, sync=False)
+    writer = StoreWriter.open(path, sync=False)
     demo.fill(writer, 5)
     writer.close()
-    reader = StoreReader(path)
+    reader = StoreReader.open(path)
     yield reader
     reader.close()
 

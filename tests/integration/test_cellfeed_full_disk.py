@@ -51,7 +51,7 @@ def test_restart_policy_doubles_while_a_child_keeps_failing_and_starts_over_afte
 def test_a_full_disk_under_the_store_is_named(tmp_path):
     from fastnova.store.writer import StoreWriter
     with small_tmpfs("4m", parent=str(tmp_path)) as data_dir:
-        writer = StoreWriter(data_dir)
+        writer = StoreWriter.open(data_dir)
         applier = Applier(writer)
         fill(data_dir)
         big = {"k%d" % i: "v" * 200 for i in range(100)}

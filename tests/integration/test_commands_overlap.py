@@ -16,7 +16,7 @@ import pytest
 from fastnova.outbound import outbox
 from fastnova.outbound.forwarder import DbGate, Options
 from fastnova.store.writer import StoreWriter
-from tests.commands_support import (AMQP_URL, PG_DSN, Names, needs_broker, needs_pg,
+from tests.commands_support import (AMQP_URL, PG_URL, Names, needs_broker, needs_pg,
                                          outbox_depth, pg_rows, pg_schema, serve)
 
 pytestmark = needs_pg
@@ -41,11 +41,11 @@ def _queue(writer, rec, age=0.0):
 @contextlib.contextmanager
 def _gated(tmp_path):
     """A store with an outbox, a fresh PostgreSQL schema and the forwarder's DbGate on both."""
-    writer = StoreWriter(str(tmp_path))
+    writer = StoreWriter.open(str(tmp_path))
     outbox.ensure(writer)
     try:
         with pg_schema() as schema:
-            gate = DbGate(Options(data_dir=str(tmp_path), database=PG_DSN, db_schema=schema))
+            gate = DbGate(Options(data_dir=str(tmp_path), database=PG_URL, db_schema=schema))
             try:
                 yield writer, schema, gate
             finally:
@@ -95,7 +95,7 @@ def _upsert(schema, rows):
 
 def _sql(schema, sql, params=()):
     import psycopg2
-    conn = psycopg2.connect(PG_DSN, options="-c search_path=" + schema)
+    conn = psycopg2.connect(PG_URL, options="-c search_path=" + schema)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(sql, params)
@@ -103,7 +103,7 @@ def _sql(schema, sql, params=()):
 
 
 def test_a_create_whose_insert_fails_is_withdrawn_from_the_store():
-    with pg_schema() as schema, serve("--database", PG_DSN, "--db-schema", schema, "--amqp",
+    with pg_schema() as schema, serve("--database", PG_URL, "--db-schema", schema, "--amqp",
                                       DEAD_BROKER) as srv:
         for i in range(2):                     # the second create takes a reserved seq
             assert srv.create(name="ok%d" % i)[0] == 202
@@ -130,7 +130,7 @@ def test_kill_9_between_store_commit_and_statement_is_completed_by_the_forwarder
     env = {"FASTNOVA_FAULT_FILE": fault.name, "FASTNOVA_RECOVER_SETTLE": "0.5"}
     names = Names()
     try:
-        with pg_schema() as schema, serve("--database", PG_DSN, "--db-schema", schema,
+        with pg_schema() as schema, serve("--database", PG_URL, "--db-schema", schema,
                                           *names.serve_args(), env=env) as srv:
             status, _, body = srv.create(name="warm")       # fills the worker's seq reserve
             assert status == 202

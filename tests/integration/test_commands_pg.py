@@ -135,5 +135,5 @@ def test_kill_9_between_commit_and_store_write_is_recovered():
 
 
 def _dsn():
-    from tests.commands_support import PG_DSN
-    return PG_DSN
+    from tests.commands_support import PG_URL
+    return PG_URL

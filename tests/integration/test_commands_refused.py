@@ -14,7 +14,7 @@ import pytest
 from fastnova.outbound import outbox
 from fastnova.db.recover import recover
 from fastnova.store.writer import StoreWriter
-from tests.commands_support import PG_DSN, HoldingProxy, needs_pg, pg_rows, pg_schema, serve
+from tests.commands_support import PG_URL, HoldingProxy, needs_pg, pg_rows, pg_schema, serve
 
 pytestmark = needs_pg
 
@@ -32,7 +32,7 @@ def test_a_command_refused_by_its_recheck_leaves_nothing_for_recovery(moved):
         status, _, body = srv.create(name="raced")
         assert status == 202
         uuid = body["server"]["id"]
-        writer = StoreWriter(srv.data_dir)
+        writer = StoreWriter.open(srv.data_dir)
         try:
             with writer.batch() as b:         # built (as cellfeed's applier writes a patch)
                 assert b.patch_server(uuid, _micros(), {
@@ -61,7 +61,7 @@ def test_a_command_refused_by_its_recheck_leaves_nothing_for_recovery(moved):
                     "Conflict updating instance %s. Expected: {'vm_state': 'active'}. "
                     "Actual: {'vm_state': 'error'}" % uuid)
             (host,), = pg_rows(schema, "SELECT api_host FROM servers WHERE uuid = %s", (uuid,))
-            assert recover(PG_DSN, writer, host, schema=schema, settle=0) == 0
+            assert recover(PG_URL, writer, host, schema=schema, settle=0) == 0
             with writer.env.begin() as txn:
                 held = orjson.loads(txn.get(uuid.encode(), db=writer.dbs[b"records"]))
                 casts = [orjson.loads(raw)["cast"]
@@ -94,7 +94,7 @@ def test_a_command_the_recovery_pass_carried_out_meanwhile_succeeds():
         status, _, body = srv.create(name="slow")
         assert status == 202
         uuid = body["server"]["id"]
-        writer = StoreWriter(srv.data_dir)
+        writer = StoreWriter.open(srv.data_dir)
         try:
             with writer.batch() as b:
                 assert b.patch_server(uuid, _micros(), {
@@ -107,7 +107,7 @@ def test_a_command_the_recovery_pass_carried_out_meanwhile_succeeds():
             pause.start()
             proxy.wait_held()
             (host,), = pg_rows(schema, "SELECT api_host FROM servers WHERE uuid = %s", (uuid,))
-            assert recover(PG_DSN, writer, host, schema=schema, settle=0) == 1
+            assert recover(PG_URL, writer, host, schema=schema, settle=0) == 1
             proxy.release()
             pause.join(15)
             assert answers[0][0] == 202, answers[0]

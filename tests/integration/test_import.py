@@ -170,7 +170,7 @@ def as_stored(doc, engine):
 
 
 def get(data_dir, path, mv, token="admin:" + PROJECT):
-    raw = App(StoreReader(data_dir)).handle(Request(
+    raw = App(StoreReader.open(data_dir)).handle(Request(
         method="GET", path=path, token=token, mv_header="compute " + mv))
     head, _, body = raw.partition(b"\r\n\r\n")
     return int(head.split(b" ")[1]), orjson.loads(body) if body else None

@@ -62,7 +62,7 @@ def test_cells_build_requests_deleted_hidden(nova, tmp_path):
     nova.insert("api", "request_specs", instance_uuid=uuid, spec=request_spec(uuid, az="az9"))
     stats = import_nova(nova.url("api"), nova.cell_urls(), str(tmp_path), out=QUIET)
     assert (stats.servers, stats.deleted, stats.build_requests) == (4, 1, 1)
-    app = App(StoreReader(str(tmp_path)))
+    app = App(StoreReader.open(str(tmp_path)))
     names = sorted(s["name"] for s in listing(app))
     assert names == ["a", "b", "building"]
     status, doc = show(app, b["uuid"])
@@ -79,7 +79,7 @@ def test_cells_build_requests_deleted_hidden(nova, tmp_path):
 
 def _old_worker(data, uuid_b, go, report):
     """A worker process with the store open before the swap (LMDB: one open per process)."""
-    reader = StoreReader(data)
+    reader = StoreReader.open(data)
     os.write(report, b"r")
     os.read(go, 1)
     with reader.begin() as txn:
@@ -111,14 +111,14 @@ def test_reimport_swaps_under_open_reader_and_keeps_newer_feed_writes(nova, tmp_
     os.waitpid(pid, 0)
     assert stats.carried == 1
     assert os.path.isdir(os.path.join(data, swap.PREVIOUS))
-    app = App(StoreReader(data))
+    app = App(StoreReader.open(data))
     assert sorted(s["name"] for s in listing(app)) == ["b", "renamed by feed"]
     app.reader.close()
 
 
 class _writer:
     def __init__(self, data):
-        self.w = StoreWriter(data)
+        self.w = StoreWriter.open(data)
 
     def __enter__(self):
         return self.w
@@ -149,7 +149,7 @@ def test_reconcile_repairs_drift(nova, tmp_path):
         bt.patch_server(keep["uuid"], rec["version"] + 1, {"addresses": {}})
     stats = reconcile_once(nova.url("api"), nova.cell_urls(), data)
     assert (stats.added, stats.updated, stats.deleted) == (1, 2, 1)
-    app = App(StoreReader(data))
+    app = App(StoreReader.open(data))
     assert sorted(s["name"] for s in listing(app)) == ["after", "keep", "new"]
     assert show(app, keep["uuid"])[1]["server"]["addresses"]["private"][0]["addr"] == \
         "192.168.1.30"
@@ -162,7 +162,7 @@ def test_reconcile_repairs_drift(nova, tmp_path):
 def test_writer_refuses_a_superseded_store(tmp_path):
     from fastnova.store import layout as L
     data = str(tmp_path)
-    w = StoreWriter(data)
+    w = StoreWriter.open(data)
     with w.env.begin(write=True) as txn:
         txn.put(L.META_SUPERSEDED, b"gen-2", db=w.dbs[L.DB_META])
     with pytest.raises(L.StoreSuperseded, match="gen-2"):
@@ -187,7 +187,7 @@ def test_cellfeed_follows_an_import_swap(nova, tmp_path):
     if pid == 0:                       # the cellfeed process
         code = 1
         try:
-            applier = Applier(StoreWriter(data))
+            applier = Applier(StoreWriter.open(data))
             first = applier.writer
             with first.batch() as b:
                 version = b.get_record(a["uuid"])["version"]
@@ -207,7 +207,7 @@ def test_cellfeed_follows_an_import_swap(nova, tmp_path):
     os.write(go_w, b"g")
     _pid, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    app = App(StoreReader(data))
+    app = App(StoreReader.open(data))
     status, body = show(app, a["uuid"])
     assert status == 200 and body["server"]["name"] == "after swap"
     app.reader.close()

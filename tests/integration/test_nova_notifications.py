@@ -190,7 +190,7 @@ def test_samples_through_rabbitmq_into_store(tmp_path):
                              pika.BasicProperties(content_type="application/json"))
         conn.close()
 
-        app = App(StoreReader(data))
+        app = App(StoreReader.open(data))
 
         def show(uuid, mv="2.100"):
             raw = app.handle(Request(

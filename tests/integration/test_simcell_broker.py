@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.commands_support import (IMAGE, PROJECT, Names, needs_broker, needs_pg,
-                                         pg_schema, serve, PG_DSN)
+                                         pg_schema, serve, PG_URL)
 
 pytestmark = [needs_broker, needs_pg]
 
@@ -16,7 +16,7 @@ pytestmark = [needs_broker, needs_pg]
 @pytest.fixture(scope="module")
 def stack():
     names = Names()
-    with pg_schema() as schema, serve(*names.serve_args(), "--database", PG_DSN,
+    with pg_schema() as schema, serve(*names.serve_args(), "--database", PG_URL,
                                       "--db-schema", schema, workers=2) as srv:
         sim = names.cellsim()
         try:

@@ -11,7 +11,7 @@ from tests.cellfeed_support import new_uuid, server
 @pytest.fixture
 def writer(tmp_path):
     from fastnova.store.writer import StoreWriter
-    w = StoreWriter(str(tmp_path))
+    w = StoreWriter.open(str(tmp_path))
     yield w
     w.close()
 

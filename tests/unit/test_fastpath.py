@@ -25,12 +25,12 @@ PROJECT, OTHER = demo.PROJECTS[0][0], demo.PROJECTS[1][0]
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("fastpath"))
-    writer = StoreWriter(path, sync=False)
+    writer = StoreWriter.open(path, sync=False)
     demo.fill(writer, 12)
     with writer.batch() as b:
         b.delete_server(demo.server(5)["id"], 99)
     writer.close()
-    reader = StoreReader(path)
+    reader = StoreReader.open(path)
     yield reader
     reader.close()
 
@@ -102,24 +102,29 @@ def test_fast_path_declines_what_it_does_not_answer(store):
         assert app.fast.answer(req) is None
 
 
-def test_fast_path_follows_a_reader_repointed_at_a_writer(tmp_path):
-    """The commands runtime closes the worker's read-only environment and points the reader at
-    its writer's (one LMDB open per process); the fast path must read through the new one."""
-    from fastnova.commands.runtime import _repoint
+def test_fast_path_reads_a_write_made_through_the_environment_it_shares(tmp_path):
+    """A worker opens its store once (fastnova.store.env) and its commands write through that
+    environment (fastnova.commands.runtime hands it to StoreWriter): the fast path, attached to
+    it when the app was made, reads the write at once, as the general path does."""
+    from fastnova.store.env import open_env
 
-    writer = StoreWriter(str(tmp_path), sync=False)
+    writer = StoreWriter.open(str(tmp_path), sync=False)
     demo.fill(writer, 3)
     writer.close()
-    reader = StoreReader(str(tmp_path))
+    reader = StoreReader(open_env(str(tmp_path), sync=False, create=False))
     app = App(reader)
-    req = Request(path="/v2.1/servers/" + demo.server(0)["id"], token="demo:" + PROJECT, host="h")
+    uuid = demo.server(0)["id"]
+    req = Request(path="/v2.1/servers/" + uuid, token="demo:" + PROJECT, host="h")
     app._handle(req)
-    assert app.fast.answer(req) is not None
-    reader.env.close()
-    writer = StoreWriter(str(tmp_path), sync=False)
-    _repoint(reader, writer)
+    before = app.fast.answer(req)
+    assert before is not None
+    shared = StoreWriter(reader.env)
+    with shared.batch() as b:
+        version = b.get_record(uuid)["version"]
+        assert b.patch_server(uuid, version + 1, {"name": "renamed"})
     assert _normal(app.fast.answer(req)) == _normal(app._handle(req))
-    writer.close()
+    assert b'"renamed"' in app.fast.answer(req)
+    reader.close()
 
 
 # Another process's writer (LMDB allows one open of an environment per process): one change per
@@ -129,7 +134,7 @@ import sys
 from fastnova import demo
 from fastnova.store.writer import StoreWriter
 from tests.server import REPO
-writer = StoreWriter(sys.argv[1], sync=False)
+writer = StoreWriter.open(sys.argv[1], sync=False)
 for line in sys.stdin:
     op, arg = line.split()
     with writer.batch() as b:
@@ -149,7 +154,7 @@ def test_fast_path_sees_every_commit_and_lets_go_of_old_snapshots(tmp_path):
     import subprocess
     import sys
 
-    writer = StoreWriter(str(tmp_path), sync=False)
+    writer = StoreWriter.open(str(tmp_path), sync=False)
     demo.fill(writer, 3)
     writer.close()
     proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path)], text=True,
@@ -161,7 +166,7 @@ def test_fast_path_sees_every_commit_and_lets_go_of_old_snapshots(tmp_path):
         proc.stdin.flush()
         assert proc.stdout.readline() == "ok\n"
 
-    reader = StoreReader(str(tmp_path))
+    reader = StoreReader.open(str(tmp_path))
     app = App(reader)
     req = Request(path="/v2.1/servers/" + demo.server(0)["id"], token="demo:" + PROJECT,
                   host="h")

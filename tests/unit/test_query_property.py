@@ -94,7 +94,7 @@ SORTS = st.lists(st.tuples(st.sampled_from(["created_at", "updated_at", "display
 
 
 def _build(path, recs, ops):
-    writer = StoreWriter(path, sync=False)
+    writer = StoreWriter.open(path, sync=False)
     with writer.batch() as b:
         b.put_flavor({"id": "1", "name": "one"})
         b.put_flavor({"id": "2", "name": "two"})
@@ -177,7 +177,7 @@ def test_pages_equal_brute_force(store, query, sort, limit, admin, flavour, budg
     path = tempfile.mkdtemp(prefix="fastnova-qprop-")
     try:
         _build(path, recs, ops)
-        reader = StoreReader(path, db_flavour=flavour)
+        reader = StoreReader.open(path, db_flavour=flavour)
         app = App(reader)
         if sort:
             query = dict(query, sort=sort)

@@ -53,14 +53,14 @@ SERVERS = [
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("qstore"))
-    writer = StoreWriter(path, sync=False)
+    writer = StoreWriter.open(path, sync=False)
     with writer.batch() as b:
         b.put_flavor({"id": "1", "name": "m1.tiny", "vcpus": 1, "ram": 512, "disk": 1})
         for rec in SERVERS:
             b.upsert_server(rec)
         b.delete_server(SERVERS[7]["id"], 2, deleted_at="2026-01-01T00:01:00.000000")
     writer.close()
-    return App(StoreReader(path))
+    return App(StoreReader.open(path))
 
 
 def call(app, query, token=ADMIN, mv="2.80", detail=False):
@@ -237,12 +237,12 @@ def test_next_link_follows_filters(app):
 
 
 def test_postgresql_flavour(tmp_path):
-    writer = StoreWriter(str(tmp_path), sync=False)
+    writer = StoreWriter.open(str(tmp_path), sync=False)
     with writer.batch() as b:
         for rec in SERVERS:
             b.upsert_server(rec)
     writer.close()
-    app = App(StoreReader(str(tmp_path), db_flavour="postgresql"))
+    app = App(StoreReader.open(str(tmp_path), db_flavour="postgresql"))
     assert names(call(app, "name=web", MEMBER)[1]) == ["web|pipe", "web-1"]
     assert names(call(app, "name=web-1|db", MEMBER)[1]) == ["db-1", "web-1"]
     assert names(call(app, "sort_key=display_name&sort_dir=asc", MEMBER)[1]) == [

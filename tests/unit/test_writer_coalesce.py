@@ -69,8 +69,8 @@ def test_coalesced_feed_histories_store_the_bytes_of_one_by_one(tmp_path_factory
 
 
 def _compare(tmp_path_factory, ops, cache, per_batch):
-    one = StoreWriter(str(tmp_path_factory.mktemp("one")), sync=False, render_cache=cache)
-    many = StoreWriter(str(tmp_path_factory.mktemp("many")), sync=False, render_cache=cache)
+    one = StoreWriter.open(str(tmp_path_factory.mktemp("one")), sync=False, render_cache=cache)
+    many = StoreWriter.open(str(tmp_path_factory.mktemp("many")), sync=False, render_cache=cache)
     try:
         apply_ops(one, ops, 1, coalesce=False)
         apply_ops(many, ops, per_batch, coalesce=True)
@@ -81,7 +81,7 @@ def _compare(tmp_path_factory, ops, cache, per_batch):
 
 
 def test_reads_in_a_coalescing_batch_see_its_pending_writes(tmp_path):
-    writer = StoreWriter(str(tmp_path), sync=False, render_cache=10)
+    writer = StoreWriter.open(str(tmp_path), sync=False, render_cache=10)
     rec = {"id": UUIDS[0], "project_id": "p", "user_id": "u", "flavor": {"id": 1},
            "created_at": "2026-01-01T00:00:00.000000", "version": 1, "seq": 0}
     try:

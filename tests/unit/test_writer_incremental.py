@@ -323,8 +323,8 @@ def test_histories_store_the_bytes_of_a_full_render(tmp_path_factory, ops, cache
     from fastnova.store.writer import StoreWriter
     ops = ops[::reorder] + ops[1::reorder] if reorder > 1 else ops   # late and early versions
     recs = _model(ops)
-    writer = StoreWriter(str(tmp_path_factory.mktemp("inc")), sync=False, render_cache=cache)
-    full = StoreWriter(str(tmp_path_factory.mktemp("full")), sync=False)
+    writer = StoreWriter.open(str(tmp_path_factory.mktemp("inc")), sync=False, render_cache=cache)
+    full = StoreWriter.open(str(tmp_path_factory.mktemp("full")), sync=False)
     try:
         apply_ops(writer, ops, per_batch)
         with full.batch() as b:      # the same final records, written once each
