@@ -133,7 +133,7 @@ def _feed(out, data_dir):
 def serve_metrics(sock: socket.socket, area: M.Area, data_dir: str) -> int:
     """The metrics child's loop: one scrape at a time (Prometheus scrapes every few seconds)."""
     from fastnova.store.reader import StoreReader
-    store = StoreReader(data_dir)
+    store = StoreReader.open(data_dir)
     sock.setblocking(True)
     while True:
         conn, _peer = sock.accept()

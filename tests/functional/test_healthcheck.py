@@ -6,7 +6,7 @@ import json
 from fastnova import config
 from fastnova.api.app import App, Request
 from fastnova.store.reader import StoreReader
-from tests.commands_support import PG_DSN
+from tests.services import PG_URL as PG_DSN
 from tests.server import running_server
 
 
@@ -56,7 +56,7 @@ def test_plain_json_detailed_head_and_the_disable_file(tmp_path):
 def _app(tmp_path, **values):
     from fastnova.serve import fill_demo
     assert fill_demo(str(tmp_path), 3) == 0
-    app = App(StoreReader(str(tmp_path)))
+    app = App(StoreReader.open(str(tmp_path)))
     app.health.settings = config.current().replace(**values)
     return app
 
