@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -62,20 +63,56 @@ def boot(cloud, token, admin, count):
 
     def active():
         doc = call(cloud.compute_url, "GET", "/servers/detail?limit=1000", token).json()
-        states = [s["status"] for s in doc["servers"]]
-        return [s["id"] for s in doc["servers"]] if states.count("ACTIVE") >= count else None
+        ids = [s["id"] for s in doc["servers"] if s["status"] == "ACTIVE"]
+        return ids if len(ids) >= count else None
     return wait_for(active, 600, "%d servers ACTIVE" % count)
 
 
+def _python_load(base, paths, headers, connections, duration) -> dict:
+    """A closed loop of ``connections`` threads, each with one keep-alive connection: the
+    fallback where wrk is not installed (it measures less: the client costs more than wrk)."""
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+    parts = urlsplit(base)
+    lat, errors, stop = [], [0], time.monotonic() + duration
+
+    def loop(k):
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        i = k
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            conn.request("GET", paths[i % len(paths)], headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            lat.append((time.perf_counter() - started) * 1000)
+            errors[0] += resp.status != 200
+            i += 1
+        conn.close()
+    began = time.monotonic()
+    threads = [threading.Thread(target=loop, args=(k,)) for k in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out = _summary(lat)
+    out.update(rps=len(lat) / (time.monotonic() - began), errors=errors[0], client="python")
+    return out
+
+
 def reads(fn_url, nova_url, fn_token, nova_token, ids, duration, connections, workdir):
+    import shutil
     out = {}
     for name, paths in (("show", ["/v2.1/servers/" + i for i in ids]),
                         ("detail_limit_100", ["/v2.1/servers/detail?limit=100"])):
         row = {}
         for side, base, token in (("fastnova", fn_url, fn_token), ("nova", nova_url, nova_token)):
-            script = wrk.write_script(workdir, "%s-%s" % (name, side), paths, {
-                "X-Auth-Token": token, "OpenStack-API-Version": "compute 2.1"})
-            row[side] = wrk.run(base, script, connections, duration)
+            headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.1"}
+            if shutil.which("wrk"):
+                script = wrk.write_script(workdir, "%s-%s" % (name, side), paths, headers)
+                row[side] = wrk.run(base, script, connections, duration)
+            else:
+                row[side] = _python_load(base, paths, headers, connections, duration)
         row["ratio_rps"] = round(row["fastnova"]["rps"] / max(1e-9, row["nova"]["rps"]), 1)
         out[name] = row
     return out
@@ -137,17 +174,20 @@ def main(argv=None) -> int:
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--commands", type=int, default=50)
     p.add_argument("--lag-samples", type=int, default=50)
+    p.add_argument("--cloud", default=os.environ.get("FASTNOVA_CLOUD"), metavar="PATH",
+                   help="a running cloud (python -m tests.cloud.cloud PATH) instead of a new one")
     args = p.parse_args(argv)
 
-    from tests.cloud.cloud import start_cloud
+    from tests.cloud.cloud import Cloud, start_cloud
     from tests.cloud.keystone import drop, start_keystone
     work = Path(tempfile.mkdtemp(prefix="front-cloud-bench-"))
-    keystone = start_keystone(log=print)
-    cloud = None
+    keystone = None if args.cloud else start_keystone(log=print)
+    cloud, booted = None, []
     try:
-        cloud = start_cloud(keystone, work / "cloud")
+        cloud = Cloud.described(args.cloud) if args.cloud else start_cloud(keystone, work / "cloud")
         token, admin = cloud.token(), cloud.admin_token()
         ids = boot(cloud, token, admin, args.servers)
+        booted.extend(ids)
         data = str(work / "data")
         fastnova("import-nova", "--api-db", cloud.api_db_url, "--data-dir", data)
         serve = ("--data-dir", data, "--commands", "upstream", "--upstream", cloud.nova_url,
@@ -170,9 +210,12 @@ def main(argv=None) -> int:
         (RESULTS / ("front-cloud-%s.json" % stamp)).write_text(json.dumps(result, indent=1))
         print(json.dumps(result, indent=1))
     finally:
+        for sid in booted:          # a running cloud (--cloud) gets its quota back
+            call(cloud.compute_url, "DELETE", "/servers/" + sid, cloud.token())
         if cloud is not None:
             cloud.stop()
-        drop(keystone)
+        if keystone is not None:
+            drop(keystone)
     return 0
 
 

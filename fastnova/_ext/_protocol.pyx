@@ -15,8 +15,8 @@ import httptools
 from fastnova.api.app import LOG, Request
 from fastnova._ext._fastpath cimport FastShow, Span
 from fastnova._ext._observe cimport Recorder
-from fastnova.api.protocol import (CONTINUE, DEFAULT_LIMITS, SLICE, _Reject, canned,
-                                   parse_error_status, split_target)
+from fastnova.api.http1 import (CONTINUE, DEFAULT_LIMITS, SLICE, _Reject, canned,
+                                parse_error_status, split_target)
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcmp
@@ -38,7 +38,7 @@ cdef enum:
 
 cdef inline int _line_flags(const char* p, Py_ssize_t end) noexcept:
     """LINE_* flags of a whole request line p[:end] (without its LF); as the pure
-    fastnova.api.protocol.request_line.  httptools parses the same line and rejects it if it is
+    fastnova.api.http1.request_line.  httptools parses the same line and rejects it if it is
     malformed; the flags also spare two Python calls (get_http_version, get_method)."""
     cdef int flags
     if end > 0 and p[end - 1] == 13:
@@ -53,7 +53,7 @@ cdef inline int _line_flags(const char* p, Py_ssize_t end) noexcept:
 
 
 cdef inline int _crlf_state(int state, const char* p, Py_ssize_t n) noexcept:
-    """As the pure fastnova.api.protocol.crlf_state."""
+    """As the pure fastnova.api.http1.crlf_state."""
     cdef Py_ssize_t i
     cdef char c
     if n >= 3:

@@ -18,15 +18,17 @@ next GET, on any worker, reads its own write:
   unless the store already holds a later save of it.
 
 Versions (fastnova/importer/versions.py): a write here is versioned as a notification of the
-server's ``updated`` (from nova's answer, else the second nova answered in) emitted when nova
-answered, less one, and is written only if that is newer than the store's version (or the
-store's version is this mode's own previous write: a meta mark per server says so).  nova's notifications carry ``updated_at``
-in whole seconds, as its API does, so within one second they are ordered by emission time, and
-this write takes its place among them: a notification emitted after nova answered wins over it,
-and one emitted before it (whose change nova's answer already shows) loses.  When the store
-already holds a newer version, it learnt of the change from nova's own notification first.  The
-residual risk is the ordering's own (docs/import.md): clocks of the API host and nova's hosts
-apart by more than the gap between two changes.
+server's ``updated`` (nova's answer's, else the second the request left in) emitted when the
+request whose answer it writes left for nova, less a small margin, and is written only if that is
+newer than the store's version.  nova's notifications carry ``updated_at`` in whole seconds, as
+its API does, so within a second they are ordered by emission time, and this write takes its
+place among them: a notification emitted after the request left wins (it may show a later state:
+with nova's fake driver a stop can finish before nova answers the GET that follows it), one
+emitted before it (whose change nova's answer shows) loses.  When the store already holds a
+newer version, nova's own notification brought the change first.  Two writes of this mode in one
+emission bucket (~2 % of the time since ``updated``) stack by +1 (a meta mark per server says the
+stored version is this mode's own), up to the margin.  The residual risk is the ordering's
+(docs/import.md): clocks of the API host and nova's hosts apart by more than two changes.
 
 A failure here (nova's GET failing, a store error) is logged and does not fail the command: nova
 has accepted it, and notifications or ``reconcile`` bring the store up to date.
@@ -46,6 +48,7 @@ LOG = logging.getLogger("fastnova.front")
 
 # Reads fastnova would answer from a store that nova's own state overrules (quotas live in nova).
 FORWARDED_READS = frozenset((router.LIMITS,))
+_MARGIN = 4
 _MARK = b"front_version:"       # meta: the version front mode last wrote for a server
 _AUTH_HEADERS = (b"x-auth-token", b"x-service-token", b"x-openstack-request-id")
 _ACTION_FIELDS = ("vm_state", "task_state", "power_state", "locked", "locked_reason",
@@ -60,41 +63,43 @@ def forwards(method: str, kind: int) -> bool:
 async def forward(app, req, rt):
     """Send the request upstream; on a 2xx, write the change into the store before answering."""
     target = req.path + ("?" + req.query if req.query else "")
+    sent = _now()
     answer = await app.upstream.forward(req.method, target, req.raw_headers, req.body, req.host)
     if 200 <= answer.status < 300 and req.method not in ("GET", "HEAD"):
         try:
-            await _write_through(app, req, rt, answer)
+            await _write_through(app, req, rt, answer, sent)
         except Exception:     # nova accepted it: the feed and reconcile catch the store up
             LOG.exception("front: could not write %s %s into the store", req.method, req.path)
     return answer
 
 
-async def _write_through(app, req, rt, answer):
+async def _write_through(app, req, rt, answer, sent):
+    """``sent``: when the request left for nova; nova's answer shows its state as of some time
+    after it, so a notification emitted after ``sent`` may be newer and must win (module doc)."""
     kind = rt.kind
     if kind == router.SERVER_CREATE:
         return await _created(app, req, answer)
     if kind == router.SERVER_UPDATE:
         doc = _json(answer.body).get("server") or {}
-        return await _patch(app, rt.arg, _renamed(doc), doc.get("updated"))
+        return await _patch(app, rt.arg, _renamed(doc), sent, doc.get("updated"))
     if kind == router.SERVER_DELETE:
-        return await _patch(app, rt.arg, {"task_state": "deleting"})
+        return await _patch(app, rt.arg, {"task_state": "deleting"}, sent)
     if kind in _SUB_KINDS:
         sid = rt.arg[0]
-        return await _patch(app, sid, lambda rec: _sub_change(kind, rt.arg, req, answer, rec))
+        return await _patch(app, sid, lambda rec: _sub_change(kind, rt.arg, req, answer, rec),
+                            sent)
     if kind == router.SERVER_ACTION:
-        doc = await _fetch(app, req, rt.arg)
+        doc, fetched = await _fetch(app, req, rt.arg)
         if doc is not None:
-            return await _patch(app, rt.arg, _action_fields(doc), doc.get("updated"))
+            return await _patch(app, rt.arg, _action_fields(doc), fetched, doc.get("updated"))
 
 
 # -- the store writes ---------------------------------------------------------------------------
 
-async def _patch(app, sid, changes, updated=None):
+async def _patch(app, sid, changes, emitted, updated=None):
     """Patch a live stored server (``changes``: a dict, or a function of the stored record giving
-    one), versioned as a notification of ``updated`` emitted now (module doc).  Nothing when the
-    store does not know the server or has a newer version from nova."""
-    emitted = _now()
-
+    one), versioned as a notification of ``updated`` emitted at ``emitted`` (module doc).
+    Nothing when the store does not know the server or has a newer version from nova."""
     def change(batch):
         old = batch.get_record(sid)
         if old is None or old.get("deleted"):
@@ -103,7 +108,7 @@ async def _patch(app, sid, changes, updated=None):
         if version <= old["version"]:
             if batch.get_meta(_MARK + sid.encode()) != b"%d" % old["version"]:
                 return False            # nova's notification is newer: it has the change
-            version = old["version"] + 1    # only our own write of the same instant is newer
+            version = old["version"] + 1    # only our own write of the same bucket is newer
         patch = changes(old) if callable(changes) else changes
         if not patch or not batch.patch_server(sid, version, patch):
             return False
@@ -116,11 +121,11 @@ async def _created(app, req, answer):
     sid = (_json(answer.body).get("server") or {}).get("id")
     if not sid:
         return False       # a multiple create answered with a reservation id: notifications
-    doc = await _fetch(app, req, sid)
+    doc, fetched = await _fetch(app, req, sid)
     if doc is None:
         return False
     body = _json(req.body).get("server") or {}
-    rec = record_from_server(doc, body)
+    rec = record_from_server(doc, body, fetched)
 
     def change(batch):
         if batch.get_record(sid) is not None:
@@ -133,25 +138,27 @@ async def _fetch(app, req, sid):
     """nova's own view of the server, at ``latest``, with the client's credentials."""
     headers = [(n, v) for n, v in req.raw_headers if n.lower() in _AUTH_HEADERS]
     headers.append((b"OpenStack-API-Version", b"compute latest"))
+    sent = _now()
     got = await app.upstream.forward("GET", "/v2.1/servers/" + sid, headers, b"", req.host)
     if got.status != 200:
         LOG.warning("front: GET of server %s after a command answered %d", sid, got.status)
-        return None
-    return _json(got.body).get("server")
+        return None, sent
+    return _json(got.body).get("server"), sent
 
 
 # -- nova's documents as record fields ----------------------------------------------------------
 
-def record_from_server(doc: dict, body: dict) -> dict:
-    """A canonical record (fastnova/record.py) from nova's show document at ``latest`` and the
-    create request's body (for what the document does not show: the flavor id, user data)."""
+def record_from_server(doc: dict, body: dict, fetched: str) -> dict:
+    """A canonical record (fastnova/record.py) from nova's show document at ``latest`` (asked for
+    at ``fetched``) and the create request's body (for what the document does not show: the
+    flavor id, user data)."""
     flavor = doc.get("flavor") or {}
     image = doc.get("image")
     rec = {
         "id": doc["id"], "name": doc.get("name") or "", "project_id": doc["tenant_id"],
         "user_id": doc["user_id"], "created_at": canonical_time(doc["created"]),
         "updated_at": _time(doc.get("updated")),
-        "version": _version(doc.get("updated") or doc["created"], _now()),
+        "version": _version(doc.get("updated") or doc["created"], fetched),
         "flavor": {"id": _last_segment(body.get("flavorRef") or flavor.get("id") or ""),
                    "name": flavor.get("original_name") or "", "vcpus": flavor.get("vcpus", 0),
                    "ram": flavor.get("ram", 0), "disk": flavor.get("disk", 0),
@@ -266,9 +273,9 @@ def _fault(fault):
 
 
 def _version(updated, emitted) -> int:
-    """A notification's version less one: a notification emitted in the same instant (the same
-    log-scale bucket) is preferred to this write."""
-    return notification_version(updated, emitted) - 1
+    """A notification's version less a margin: a notification emitted in the same instant (the
+    same log-scale bucket) is preferred to this write, and to three more stacked on it."""
+    return notification_version(updated, emitted) - _MARGIN
 
 
 def _now() -> str:

@@ -110,3 +110,17 @@ def serving(extra_args, workers: int = 2, timeout: float = 60.0):
         yield srv
     finally:
         srv.stop()
+
+
+@contextlib.contextmanager
+def front_of(cloud, data_dir: str, queue: str, extra=(), workers: int = 2):
+    """fastnova in front mode before the cloud, as docs/deploy.md has it: import-nova first (the
+    servers and flavors nova has), then ``serve --commands upstream`` following its
+    notifications into queue ``queue``."""
+    fastnova("import-nova", "--api-db", cloud.api_db_url, "--data-dir", data_dir)
+    args = ["--data-dir", data_dir, "--commands", "upstream", "--upstream", cloud.nova_url,
+            "--amqp", cloud.amqp_url, "--feed-queue", queue, "--feed-nice", "0", *extra]
+    with serving(args, workers=workers) as srv:
+        srv.wait_for(lambda: "cellfeed: consuming" in srv.log() or None, timeout=60,
+                     what="cellfeed to consume nova's notifications")
+        yield srv

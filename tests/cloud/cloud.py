@@ -113,6 +113,13 @@ class Cloud:
         cloud.stop = lambda: None
         return cloud
 
+    def fastnova_auth_args(self) -> list[str]:
+        """``fastnova serve`` flags validating tokens with this cloud's keystone, as the
+        ``fastnova`` service user (docs/auth.md)."""
+        return ["--auth", "keystone", "--keystone-auth-url", self.keystone.url,
+                "--keystone-username", "fastnova", "--keystone-password", SERVICE_PASSWORD,
+                "--keystone-project-name", "service"]
+
     def report(self) -> str:
         return "cloud start-up: " + ", ".join(
             "%s %.1f s" % kv for kv in self.timings.items())
@@ -150,7 +157,7 @@ def start_cloud(keystone, workdir: Path, log=print) -> Cloud:
 def _start(cloud: Cloud, keystone, workdir: Path, bin_dir: Path):
     cloud.vhost = backing.Vhost(cloud.tag)
     identity = Identity(keystone.url, keystone.admin_password, keystone.region)
-    for user in ("nova", "placement", "glance"):
+    for user in ("nova", "placement", "glance", "fastnova"):
         identity.user(user, SERVICE_PASSWORD, "service", ("admin", "service"))
     identity.user(DEMO_USER, DEMO_PASSWORD, DEMO_PROJECT, ("member", "reader"))
     cloud.demo_project_id = identity.find("projects", DEMO_PROJECT)

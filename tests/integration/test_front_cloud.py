@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.cloud.client import call, differences, fastnova, serving, wait_for
+from tests.cloud.client import call, differences, fastnova, front_of, serving, wait_for
 
 NETWORKLESS = "2.37"          # "networks": "none" needs 2.37
 
@@ -23,13 +23,10 @@ def cloud(nova_cloud):
 
 
 @pytest.fixture(scope="module")
-def front(cloud):
+def front(cloud, tmp_path_factory):
     """fastnova serve in front mode, its store first filled by import-nova from the cloud."""
-    args = ("--commands", "upstream", "--upstream", cloud.nova_url, "--amqp", cloud.amqp_url,
-            "--feed-queue", "fastnova.nova.%s" % cloud.tag, "--feed-nice", "0")
-    with serving(args) as srv:
-        srv.wait_for(lambda: "Streaming transport linked up" in srv.log() or None, 30,
-                     "cellfeed to reach the cloud's broker")
+    data = str(tmp_path_factory.mktemp("front-cloud") / "data")
+    with front_of(cloud, data, "fastnova.nova.%s" % cloud.tag) as srv:
         yield srv
 
 
