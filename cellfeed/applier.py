@@ -150,7 +150,24 @@ def apply_update(b, update: dict) -> bool:
         return b.patch_server(ident, version, update["changes"])
     if kind == C.SERVER_DELETE:
         return b.delete_server(ident, version, update.get("deleted_at"))
+    if kind in _RESOURCE_KINDS:
+        return _apply_resource(b, kind, ident, version, update)
     return _apply_flavor(b, kind, ident, version, update)
+
+
+_RESOURCE_KINDS = (C.SERVICE_UPSERT, C.ACTION_EVENT, C.CALL_REPLY)
+
+
+def _apply_resource(b, kind, ident, version, update) -> bool:
+    """The API-tier resources a cell reports (fastnova.resources)."""
+    if kind == C.SERVICE_UPSERT:
+        from fastnova.resources import services
+        return services.put(b, dict(update["service"], version=version))
+    if kind == C.ACTION_EVENT:
+        from fastnova.resources import actions
+        return actions.apply_event(b, ident, update["event"])
+    from fastnova.resources import calls
+    return calls.put_reply(b, ident, update["reply"])
 
 
 def _apply_flavor(b, kind, ident, version, update) -> bool:

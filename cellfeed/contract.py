@@ -17,6 +17,12 @@ and, per kind:
     server.delete   "deleted_at": optional time
     flavor.upsert   "flavor":  flavor record with "id" equal to "id"
     flavor.delete   (nothing more)
+    service.upsert  "service": {host, binary, zone, disabled, disabled_reason, forced_down, up,
+                    updated_at}; "id" is "<host>/<binary>" (os-availability-zone)
+    action.event    "event": {request_id, event, start_time, finish_time, result, host,
+                    traceback, details}; "id" is the server uuid (os-instance-actions)
+    call.reply      "reply": the answer to a call a command waits for (os-getConsoleOutput);
+                    "id" is the call's id
 
 ``decode`` validates everything a store write could trip over, so a message that passes it can
 always be applied; one that fails is poison and goes to the dead-letter queue with the reason.
@@ -38,7 +44,11 @@ SERVER_PATCH = "server.patch"
 SERVER_DELETE = "server.delete"
 FLAVOR_UPSERT = "flavor.upsert"
 FLAVOR_DELETE = "flavor.delete"
-KINDS = (SERVER_UPSERT, SERVER_PATCH, SERVER_DELETE, FLAVOR_UPSERT, FLAVOR_DELETE)
+SERVICE_UPSERT = "service.upsert"
+ACTION_EVENT = "action.event"
+CALL_REPLY = "call.reply"
+KINDS = (SERVER_UPSERT, SERVER_PATCH, SERVER_DELETE, FLAVOR_UPSERT, FLAVOR_DELETE,
+         SERVICE_UPSERT, ACTION_EVENT, CALL_REPLY)
 
 # Fields a partial update may carry.  id/seq/version are the store's bookkeeping and "deleted"
 # only changes through server.delete, so that a tombstone always has a version of its own.
@@ -158,6 +168,40 @@ def _check_flavor_delete(item: dict) -> dict:
     return item
 
 
+def _check_service(item: dict) -> dict:
+    svc = item.get("service")
+    if not isinstance(svc, dict):
+        raise ContractError("service.upsert needs a \"service\" object")
+    for field in ("host", "binary"):
+        if not isinstance(svc.get(field), str) or not svc[field]:
+            raise ContractError("service %s must be a non-empty string" % field)
+    if svc.get("zone") is not None and not isinstance(svc["zone"], str):
+        raise ContractError("service zone must be a string")
+    when = svc.get("updated_at")
+    svc = dict(svc, updated_at=canonical_time(when) if when is not None else None)
+    return dict(item, service=svc)
+
+
+def _check_event(item: dict) -> dict:
+    event = item.get("event")
+    if not isinstance(event, dict):
+        raise ContractError("action.event needs an \"event\" object")
+    for field in ("request_id", "event"):
+        if not isinstance(event.get(field), str) or not event[field]:
+            raise ContractError("event %s must be a non-empty string" % field)
+    event = dict(event)
+    for field in ("start_time", "finish_time"):
+        if event.get(field) is not None:
+            event[field] = canonical_time(event[field])
+    return dict(item, event=event)
+
+
+def _check_reply(item: dict) -> dict:
+    if not isinstance(item.get("reply"), dict):
+        raise ContractError("call.reply needs a \"reply\" object")
+    return item
+
+
 # Container types the views iterate over: a wrong type here would only fail at render time,
 # after the message was acknowledged, so it is refused up front.
 _CONTAINERS = {"metadata": dict, "tags": list, "addresses": dict, "security_groups": list,
@@ -178,7 +222,8 @@ def _check_record_types(fields: dict):
 
 _CHECKS = {SERVER_UPSERT: _check_upsert, SERVER_PATCH: _check_patch,
            SERVER_DELETE: _check_delete, FLAVOR_UPSERT: _check_flavor_upsert,
-           FLAVOR_DELETE: _check_flavor_delete}
+           FLAVOR_DELETE: _check_flavor_delete, SERVICE_UPSERT: _check_service,
+           ACTION_EVENT: _check_event, CALL_REPLY: _check_reply}
 
 
 # -- encoding (what a cell calls) ---------------------------------------------------------------
@@ -208,6 +253,19 @@ def flavor_upsert(flavor: dict, version: int) -> dict:
 
 def flavor_delete(flavorid: str, version: int) -> dict:
     return _envelope(FLAVOR_DELETE, str(flavorid), version)
+
+
+def service_upsert(service: dict, version: int) -> dict:
+    return _envelope(SERVICE_UPSERT, "%s/%s" % (service["host"], service["binary"]), version,
+                     service=service)
+
+
+def action_event(uuid: str, version: int, event: dict) -> dict:
+    return _envelope(ACTION_EVENT, uuid, version, event=event)
+
+
+def call_reply(call_id: str, version: int, reply: dict) -> dict:
+    return _envelope(CALL_REPLY, call_id, version, reply=reply)
 
 
 # -- the journal's form ---------------------------------------------------------------------------

@@ -81,6 +81,8 @@ def decode_notification(msg: dict) -> list[dict]:
             updates = _instance(event, payload, emitted)
         elif event in ("flavor.create", "flavor.update", "flavor.delete"):
             updates = _flavor(event, payload, emitted)
+        elif event in ("service.create", "service.update") and "host" in payload:
+            updates = _service(payload, emitted)
         else:
             return []
         return [C.validate(u) for u in updates]
@@ -201,3 +203,19 @@ def _flavor(event: str, p: dict, emitted) -> list[dict]:
              disabled=bool(p.get("disabled")), description=p.get("description"),
              projects=sorted(p.get("projects") or []))
     return [C.flavor_upsert(f, version)]
+
+
+# -- services (os-availability-zone) --------------------------------------------------------------
+
+def _service(p: dict, emitted) -> list[dict]:
+    """ServiceStatusPayload: the service as nova's API would list it under its zone.  Up is
+    "not forced down" as of the notification (nova sends one when that or the state changes)."""
+    binary = p.get("binary") or ""
+    zone = p.get("availability_zone") or None
+    version = notification_version(p.get("updated_at") or emitted, emitted)
+    return [C.service_upsert({"host": p["host"], "binary": binary, "zone": zone,
+                              "disabled": bool(p.get("disabled")),
+                              "disabled_reason": p.get("disabled_reason"),
+                              "forced_down": bool(p.get("forced_down")),
+                              "up": not p.get("forced_down"),
+                              "updated_at": _time(p.get("last_seen_up") or emitted)}, version)]

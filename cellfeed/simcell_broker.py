@@ -61,6 +61,7 @@ def _serve(cell, url, update_exchange, cast_exchange, cast_queue, stopping, dead
         with Publisher(url, update_exchange) as pub:
             LOG.info("cell-sim %s: casts from %s, updates to %s", cell.name, cast_queue,
                      update_exchange)
+            _report_services(cell, pub, stopping)
             while not stopping and (deadline is None or time.monotonic() < deadline):
                 for method, _props, body in ch.consume(cast_queue, inactivity_timeout=0.02):
                     if method is None:
@@ -81,6 +82,18 @@ def _serve(cell, url, update_exchange, cast_exchange, cast_queue, stopping, dead
     finally:
         if conn.is_open:
             conn.close()
+
+
+def _report_services(cell, pub, stopping):
+    """The cell's hosts, for the API hosts' availability zones (at every (re)connect)."""
+    from fastnova.outbound.simcell_embedded import service_updates
+    while not stopping:
+        try:
+            pub.send(service_updates(cell.name, cell.hosts))
+            return
+        except PublishError as exc:
+            LOG.warning("cell-sim: %s; retrying", exc)
+            time.sleep(0.5)
 
 
 def _take(cell, body: bytes):

@@ -150,6 +150,14 @@ def server(index: int, seed: int = 0) -> dict:
     }
 
 
+def _services(b):
+    """The demo hosts as nova-compute services, spread over the demo zones, all up."""
+    from fastnova.resources import services
+    for i, host in enumerate(HOSTS):
+        services.put(b, {"host": host, "binary": "nova-compute", "zone": AZS[i % len(AZS)],
+                         "up": True, "updated_at": "2026-01-01T00:00:00.000000"})
+
+
 def fill(writer, count: int, seed: int = 0, batch: int = 2000, progress=None) -> int:
     """Write ``count`` demo servers and the demo flavors, in batches of ``batch`` per txn."""
     with writer.batch() as b:
@@ -165,6 +173,7 @@ def fill(writer, count: int, seed: int = 0, batch: int = 2000, progress=None) ->
         if progress is not None:
             progress(done, count)
     with writer.batch() as b:
+        _services(b)
         # Demo servers carry their own seq; later writers must number after them.
         current = int(b.get_meta(b"seq") or 0)
         b.set_meta(b"seq", b"%d" % max(current, count))

@@ -120,6 +120,34 @@ CREATE TABLE instance_group_member (
 );
 CREATE INDEX instance_group_member_instance_idx ON instance_group_member (instance_uuid);
 
+CREATE TABLE instance_group_policy (
+    created_at timestamp, updated_at timestamp,
+    id serial PRIMARY KEY,
+    policy varchar(255),
+    group_id integer NOT NULL REFERENCES instance_groups (id),
+    rules text
+);
+
+CREATE TABLE quotas (
+    created_at timestamp, updated_at timestamp,
+    id serial PRIMARY KEY,
+    project_id varchar(255),
+    resource varchar(255) NOT NULL,
+    hard_limit integer,
+    CONSTRAINT uniq_quotas0project_id0resource UNIQUE (project_id, resource)
+);
+
+CREATE TABLE project_user_quotas (
+    created_at timestamp, updated_at timestamp,
+    id serial PRIMARY KEY,
+    project_id varchar(255) NOT NULL,
+    user_id varchar(255) NOT NULL,
+    resource varchar(255) NOT NULL,
+    hard_limit integer,
+    CONSTRAINT uniq_project_user_quotas0user_id0project_id0resource
+        UNIQUE (user_id, project_id, resource)
+);
+
 CREATE TABLE aggregates (
     created_at timestamp, updated_at timestamp,
     id serial PRIMARY KEY,
@@ -312,3 +340,31 @@ CREATE TABLE block_device_mapping (
     CONSTRAINT uniq_block_device_mapping0uuid UNIQUE (uuid)
 );
 CREATE INDEX block_device_mapping_instance_uuid_idx ON block_device_mapping (instance_uuid);
+
+CREATE TABLE instance_actions (
+    created_at timestamp, updated_at timestamp, deleted_at timestamp, deleted integer DEFAULT 0,
+    id serial PRIMARY KEY,
+    action varchar(255),
+    instance_uuid varchar(36),
+    request_id varchar(255),
+    user_id varchar(255),
+    project_id varchar(255),
+    start_time timestamp,
+    finish_time timestamp,
+    message varchar(255)
+);
+CREATE INDEX instance_uuid_idx ON instance_actions (instance_uuid);
+CREATE INDEX request_id_idx ON instance_actions (request_id);
+
+CREATE TABLE instance_actions_events (
+    created_at timestamp, updated_at timestamp, deleted_at timestamp, deleted integer DEFAULT 0,
+    id serial PRIMARY KEY,
+    event varchar(255),
+    action_id integer REFERENCES instance_actions (id),
+    start_time timestamp,
+    finish_time timestamp,
+    result varchar(255),
+    traceback text,
+    host varchar(255),
+    details text
+);

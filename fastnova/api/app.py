@@ -52,6 +52,9 @@ _HANDLERS = {
     router.TAG_DELETE: cmd_tags.delete,
     router.TAGS_DELETE_ALL: cmd_tags.delete_all,
     router.LIMITS: cmd_limits.index,
+    # fastnova.resources: the route carries (handler, path arguments)
+    router.RESOURCE: lambda app, req, ctx, minor, rt, links: rt.arg[0](
+        app, req, ctx, minor, rt.arg[1], links),
 }
 
 
@@ -85,13 +88,14 @@ class Request:
 
     __slots__ = ("method", "path", "query", "host", "token", "mv_header", "mv_legacy",
                  "keep_alive", "body", "content_type", "raw_headers", "accept", "service_token",
-                 "route")
+                 "rid", "route")
 
     def __init__(self, method="GET", path="/", query="", host=None, token=None,
                  mv_header=None, mv_legacy=None, keep_alive=True, body=b"", content_type=None,
                  raw_headers=(), accept=None, service_token=None):
         self.accept = accept
         self.route = 0                      # the router's kind once routed (metrics' label)
+        self.rid = None         # this request's id (req-<uuid>), set when it is handled
         self.service_token = service_token
         self.body = body
         self.content_type = content_type
@@ -190,7 +194,7 @@ class App:
         return self._handle(req)
 
     def _handle(self, req: Request):
-        rid = self.ids.next()
+        rid = req.rid = self.ids.next()
         try:
             answer = self._dispatch(req)
         except Exception as exc:  # a bug must cost one 500, never the worker
@@ -323,6 +327,10 @@ class App:
         included) goes there in every mode; in front mode every command too."""
         kind = rt.kind
         if kind in (router.NOT_SERVED, router.NO_ROUTE):
+            return True
+        if kind == router.RESOURCE:
+            # issue 20's resources (key pairs, groups, actions, quotas, ...): with an upstream
+            # nova they are its own data, so they are forwarded; without one, served here
             return True
         if self.commands == "upstream" and front.forwards(req.method, kind):
             return True

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from fastnova.resources import table as resource_table
+
 VERSION_LIST, VERSION_CHOICES, VERSION_DOC = 1, 2, 3
 SERVERS_INDEX, SERVERS_DETAIL, SERVER_SHOW = 10, 11, 12
 FLAVORS_INDEX, FLAVORS_DETAIL, FLAVOR_SHOW = 20, 21, 22
@@ -19,6 +21,7 @@ METADATA_UPDATE, METADATA_DELETE = 44, 45
 TAGS_INDEX, TAG_CHECK, TAG_ADD, TAGS_UPDATE_ALL, TAG_DELETE, TAGS_DELETE_ALL = (
     50, 51, 52, 53, 54, 55)
 LIMITS = 60
+RESOURCE = 70        # fastnova.resources (key pairs, groups, actions, ...): arg = (handler, args)
 NOT_SERVED = 90      # a nova resource fastnova does not answer itself (yet): forward or 501
 NO_ROUTE = 99        # no nova route matches: webob's plain 404
 
@@ -83,6 +86,9 @@ def _resource(method: str, segs: list[str], legacy: bool) -> Route:
         pid, segs = segs[0], segs[1:]
     if not segs or segs[0] not in NOVA_COLLECTIONS or not _known_server_path(segs):
         return Route(NO_ROUTE, legacy, pid)
+    found = resource_table.match(method, segs)
+    if found is not None:
+        return Route(RESOURCE, legacy, pid, found)
     kind = _get_kind(segs) if method == "GET" else NOT_SERVED
     arg = segs[1] if len(segs) == 2 else None
     if kind == NOT_SERVED:

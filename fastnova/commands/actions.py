@@ -12,6 +12,7 @@ import uuid as uuidlib
 import orjson
 
 from fastnova.api import errors
+from fastnova.resources import console
 from fastnova.commands import common, quota, runtime, schemas
 from fastnova.commands.common import (ACTIVE, ALLOW_HARD_REBOOT, ALLOW_REBOOT_TASKS,
                                       ALLOW_SOFT_REBOOT, ERROR, PAUSED, RESIZED, STOPPED,
@@ -48,6 +49,14 @@ async def action(app, req, ctx, minor, route, links):
     handler = _HANDLERS.get(name)
     if handler is None:
         raise errors.bad_request("There is no such action: %s" % name)
+    if name in _ACTION_NAMES:
+        from fastnova.resources import actions as instance_actions
+        instance_actions.start(req, ctx, _ACTION_NAMES[name])
+    if handler is console.get_output:      # waits for the cell: no snapshot held meanwhile
+        with rt.begin() as txn:
+            rec = common.load(rt, txn, ctx, route.arg)
+            rt.check_outbox(txn)
+        return await handler(rt, None, ctx, minor, links, rec, body)
     with rt.begin() as txn:
         rec = common.load(rt, txn, ctx, route.arg)
         ctx.authorize(ACTION_RULES[name], rec["project_id"])
@@ -220,18 +229,33 @@ async def _create_image(rt, txn, ctx, minor, links, rec, body):
 
 
 _HANDLERS = {name: _simple for name in _SIMPLE}
+_HANDLERS["os-getConsoleOutput"] = console.get_output   # a call to the cell, not a cast
+# The instance action each one records (nova/compute/instance_actions.py).
+_ACTION_NAMES = {"reboot": "reboot", "os-start": "start", "os-stop": "stop", "pause": "pause",
+                 "unpause": "unpause", "suspend": "suspend", "resume": "resume",
+                 "resize": "resize", "confirmResize": "confirmResize",
+                 "revertResize": "revertResize", "rebuild": "rebuild",
+                 "createImage": "createImage", "lock": "lock", "unlock": "unlock"}
 _HANDLERS.update({"reboot": _reboot, "lock": _lock, "unlock": _unlock, "resize": _resize,
                   "rebuild": _rebuild, "createImage": _create_image})
 
 
 def handles(body: bytes) -> bool:
-    """Does fastnova take this action itself?  An action it does not know (os-getConsoleOutput,
-    migrate, shelve, …) goes to the upstream nova-api when there is one; without one it gets
-    nova's 400 "There is no such action".  A body that is not one action is ours to refuse."""
+    """Does fastnova take this action itself?  An action it does not know (migrate, shelve, …)
+    goes to the upstream nova-api when there is one; without one it gets nova's 400 "There is
+    no such action".  os-getConsoleOutput goes upstream too when there is one (nova's cells
+    have the consoles); without one the embedded or broker cell answers it (issue 20).  A body
+    that is not one action is ours to refuse."""
     try:
         doc = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         return True
     if not isinstance(doc, dict) or len(doc) != 1:
         return True
-    return next(iter(doc)) in _HANDLERS
+    name = next(iter(doc))
+    return name in _HANDLERS and name not in _UPSTREAM_FIRST
+
+
+# Actions fastnova answers only without an upstream nova-api (issue 20: "with an upstream nova
+# these are forwarded").
+_UPSTREAM_FIRST = frozenset(("os-getConsoleOutput",))

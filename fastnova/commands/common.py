@@ -173,9 +173,12 @@ async def change(rt, rec: dict, changes: dict, cast: tuple | None = None,
     if delete:
         new.update(deleted=True, vm_state="deleted", task_state=None, deleted_at=when,
                    terminated_at=rec.get("terminated_at") or when)
+    from fastnova.resources import actions
+    pending = actions.PENDING.get()     # read here: the write runs on the committer's thread
     cast_doc = None
     if cast is not None:
         cast_doc = outbox.make_cast(cast[0], new, cast[1], rt.cfg.api_host)
+        cast_doc["request_id"] = actions.request_id()
     overlap = cast_doc is not None and rt.overlapped
     row_first = rt.db is not None and not overlap
     if row_first:
@@ -207,6 +210,7 @@ async def change(rt, rec: dict, changes: dict, cast: tuple | None = None,
             done = dict(cur, **fields, version=version)
         for key, value in (meta or {}).items():
             b.set_meta(key, value)
+        actions.record(b, uuid, pending=pending)   # the command's instance action, same txn
         if cast_doc is not None:
             cast_doc["version"] = version
             cast_doc["instance"] = done

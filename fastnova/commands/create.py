@@ -16,6 +16,7 @@ from fastnova.outbound import outbox
 from fastnova.api import errors
 from fastnova.commands import common, quota, runtime, schemas
 from fastnova.commands.validation import is_uuid_like
+from fastnova.resources import actions, server_groups
 from fastnova.store import layout as L
 from fastnova.store.reader import get as reader_get
 
@@ -32,6 +33,7 @@ async def create(app, req, ctx, minor, route, links):
     rt = runtime.get(app)
     body = common.parse_body(req)
     schemas.CREATE[minor].check(body)
+    actions.start(req, ctx, "create")
     server = body["server"]
     plan = _plan(server, body, minor)
     with rt.begin() as txn:
@@ -42,10 +44,17 @@ async def create(app, req, ctx, minor, route, links):
             raise errors.bad_request("Invalid key_name provided.")
         quota.check_metadata(rt, txn, ctx.project_id, plan["metadata"])
         count = quota.check_create(rt, txn, ctx.project_id, flavor, plan["min_count"],
-                                   plan["max_count"])
+                                   plan["max_count"], ctx.user_id)
+        group = server_groups.check_hint(rt, txn, plan["hints"], count, ctx.project_id)
     records = _records(ctx, plan, flavor, count)
+    if group is not None:
+        for rec in records:
+            rec["server_groups"] = [group]
     casts = [outbox.make_cast("build_and_run_instance", rec, plan["cast_args"], rt.cfg.api_host)
              for rec in records]
+    for cast in casts:        # the action rides with the casts into the store write's thread
+        cast["request_id"] = actions.request_id()
+        cast["action"] = actions.PENDING.get()
     seqs = rt.db.take_seqs(count) if rt.db is not None and rt.overlapped else None
     if seqs is not None:
         await _overlapped(rt, records, casts, seqs)
@@ -54,6 +63,7 @@ async def create(app, req, ctx, minor, route, links):
             _name(records, await rt.db.insert_servers(records, casts))
             common.runtime_fault("after_db_commit")
         await rt.write(lambda b: _store(b, records, casts))
+
     if plan["return_reservation_id"]:
         return 202, orjson.dumps({"reservation_id": plan["reservation_id"]})
     first = records[0]["id"]
@@ -79,8 +89,12 @@ def _store(b, records, casts) -> list[int]:
         if not rec["seq"]:
             _name([rec], [_next_seq(b)])
         b.upsert_server(rec)
+        actions.record(b, rec["id"], pending=casts and casts[0].get("action"))
         cast["instance"] = rec
         keys.append(outbox.append(b, cast))
+    group = records[0].get("server_groups") if records else None
+    if group:          # the "group" hint: members join in the create's own transaction
+        server_groups.add_members(b, group[0], [rec["id"] for rec in records])
     return keys
 
 

@@ -38,7 +38,9 @@ async def index(app, req, ctx, minor, route, links):
     with rt.begin() as txn:
         limits = quota.limits(rt, txn, project)
         used = quota.usage(rt, txn, project)
-    used.update(floating_ips=0, security_groups=0, server_groups=0)
+        from fastnova.resources import common as C, server_groups
+        groups = C.count(rt, txn, server_groups.BY_PROJECT + project.encode() + C.SEP)
+    used.update(floating_ips=0, security_groups=0, server_groups=groups)
     absolute = {}
     for res, names in _NAMES:
         if res in hidden or res not in limits:

@@ -14,17 +14,32 @@ from fastnova.store import layout as L
 from fastnova.store.reader import get
 
 META_QUOTA = b"quota:"
+META_USER_QUOTA = b"quotau:"      # + project NUL user (fastnova.resources.quota_sets)
+
+
+def project_key(project_id: str) -> bytes:
+    from fastnova.resources.common import fit
+    return fit(META_QUOTA + project_id.encode())
 
 
 def limits(rt, txn, project_id: str) -> dict:
     out = dict(rt.cfg.quotas)
-    raw = get(txn, META_QUOTA + project_id.encode(), rt.reader.dbs[L.DB_META])
+    raw = get(txn, project_key(project_id), rt.reader.dbs[L.DB_META])
     if raw:
         out.update(orjson.loads(raw))
     return out
 
 
-def usage(rt, txn, project_id: str) -> dict:
+def user_limits(rt, txn, project_id: str, user_id: str) -> dict | None:
+    """A user's own override within the project (os-quota-sets ?user_id=), or None."""
+    from fastnova.resources.common import fit
+    raw = txn.get(fit(META_USER_QUOTA + project_id.encode() + b"\x00" + user_id.encode()),
+                  db=rt.reader.dbs[L.DB_META])
+    return orjson.loads(raw) if raw else None
+
+
+def usage(rt, txn, project_id: str, user_id: str | None = None) -> dict:
+    """Live servers, vCPUs and RAM of the project (of one of its users, given ``user_id``)."""
     instances = cores = ram = 0
     prefix = L.part_prefix(project_id.encode(), L.PART_LIVE)
     records = rt.reader.dbs[L.DB_RECORDS]
@@ -36,19 +51,33 @@ def usage(rt, txn, project_id: str) -> dict:
                 raw = txn.get(L.key_uuid(key), db=records)
                 if raw is None:
                     continue
-                flavor = orjson.loads(raw).get("flavor") or {}
+                rec = orjson.loads(raw)
+                if user_id is not None and rec.get("user_id") != user_id:
+                    continue
+                flavor = rec.get("flavor") or {}
                 instances += 1
                 cores += flavor.get("vcpus", 0)
                 ram += flavor.get("ram", 0)
     return {"instances": instances, "cores": cores, "ram": ram}
 
 
-def check_create(rt, txn, project_id: str, flavor: dict, min_count: int, max_count: int) -> int:
-    """nova's check_num_instances_quota: how many to create (max_count, or fewer that fit)."""
-    quotas = limits(rt, txn, project_id)
+def check_create(rt, txn, project_id: str, flavor: dict, min_count: int, max_count: int,
+                 user_id: str | None = None) -> int:
+    """nova's check_num_instances_quota: how many to create (max_count, or fewer that fit),
+    against the project's limits and, when the user has an override of their own, theirs."""
+    allowed = _fit(rt, txn, project_id, limits(rt, txn, project_id), None, flavor, min_count,
+                   max_count)
+    mine = user_limits(rt, txn, project_id, user_id) if user_id else None
+    if mine:
+        allowed = _fit(rt, txn, project_id, dict(limits(rt, txn, project_id), **mine), user_id,
+                       flavor, min_count, allowed)
+    return allowed
+
+
+def _fit(rt, txn, project_id, quotas, user_id, flavor, min_count, max_count) -> int:
     if all(quotas.get(res, -1) < 0 for res in ("instances", "cores", "ram")):
         return max_count                     # unlimited: nothing to count
-    used = usage(rt, txn, project_id)
+    used = usage(rt, txn, project_id, user_id)
     vcpus, ram = flavor.get("vcpus", 0), flavor.get("ram", 0)
     allowed = max_count
     for res, per in (("instances", 1), ("cores", vcpus), ("ram", ram)):

@@ -41,7 +41,7 @@ DEFAULT_QUOTAS = {
     "instances": 10, "cores": 20, "ram": 51200, "metadata_items": 128, "key_pairs": 100,
     "server_groups": 10, "server_group_members": 10, "injected_files": 5,
     "injected_file_content_bytes": 10240, "floating_ips": -1, "security_groups": -1,
-    "security_group_rules": -1,
+    "security_group_rules": -1, "fixed_ips": -1, "injected_file_path_bytes": 255,
 }
 
 

@@ -83,6 +83,8 @@ async def delete(app, req, ctx, minor, route, links):
         rec = common.load(rt, txn, ctx, route.arg)
         rt.check_outbox(txn)
     common.check_lock(ctx, rec)
+    from fastnova.resources import actions
+    actions.start(req, ctx, "delete")
     # No cell has the server yet (never scheduled): nova deletes it at the API at once; the cast
     # still goes, so a cell that is about to build it stands down.
     local = not rec.get("host") and rec["vm_state"] in ("building", "error")

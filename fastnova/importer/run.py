@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from fastnova.importer import mapping as M
 from fastnova.importer import novadb as Q
+from fastnova.importer import resources as R
 from fastnova.importer import stream as S
 from fastnova.importer import swap
 from fastnova.importer.versions import db_version
@@ -38,6 +39,7 @@ class ImportStats:
     build_requests: int = 0
     skipped: int = 0
     flavors: int = 0
+    resources: dict = field(default_factory=dict)   # issue 20's tables, by name
     carried: int = 0
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
@@ -153,6 +155,13 @@ def import_nova(api_url: str, cell_urls, data_dir: str, settings: M.Settings | N
             progress.set_total(S.count_servers(dbs, with_deleted))
             with new.batch() as nb:
                 stats.flavors = write_flavors(dbs["api"], nb)
+                stats.resources = R.write_api_resources(dbs["api"], nb)
+                for cell_db in dbs["cells"].values():
+                    stats.resources["services"] = stats.resources.get("services", 0) + \
+                        R.write_services(cell_db, nb, ctx)
+            for cell_db in dbs["cells"].values():
+                stats.resources["instance_actions"] = stats.resources.get(
+                    "instance_actions", 0) + R.write_actions(cell_db, new)
             max_seq = write_servers(dbs, ctx, new, stats, progress, with_deleted, batch)
         finally:
             S.close_all(dbs)

@@ -28,8 +28,7 @@ _ACTIVE = {"vm_state": "active", "task_state": None, "power_state": 1}
 
 def _build(cast, cell):
     rec = cast["instance"]
-    host = "%s-compute-%d" % (cell.name, int(hashlib.md5(rec["id"].encode()).hexdigest(), 16)
-                              % cell.hosts + 1)
+    host = _host_for(rec["id"], cell)
     spawn = {"task_state": "spawning", "host": host, "node": host + ".local",
              "availability_zone": rec.get("availability_zone") or "nova", "host_status": "UP"}
     active = dict(_ACTIVE, launched_at=_now(), progress=0,
@@ -66,8 +65,52 @@ _WORKFLOWS = {
 }
 
 
+EVENT = "__event__"
+CALL = "__call__"
+
+
+def _with_events(cast, steps, cell) -> list:
+    """The workflow framed by its instance action event (os-instance-actions): started when the
+    cast is taken, finished ("Success") with its last step; named as nova's compute manager
+    names it (wrap_instance_event: "compute_" + the method)."""
+    rid = cast.get("request_id")
+    if not rid or not steps:
+        return steps
+    method = cast["cast"]
+    name = "compute_" + ("_do_build_and_run_instance" if method == "build_and_run_instance"
+                         else method)
+    host = cast["instance"].get("host") or _host_for(cast["instance"]["id"], cell)
+    started = {EVENT: {"request_id": rid, "event": name, "host": host}}
+    finished = {EVENT: {"request_id": rid, "event": name, "host": host, "result": "Success",
+                        "finish": True}}
+    return [(0, started)] + steps + [(0, finished)]
+
+
+def _host_for(uuid: str, cell) -> str:
+    return "%s-compute-%d" % (cell.name, int(hashlib.md5(uuid.encode()).hexdigest(), 16)
+                              % cell.hosts + 1)
+
+
+def _now_us() -> str:
+    import datetime
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000", time.gmtime())
+
+
+def service_updates(name: str = "cell1", hosts: int = 8, zone: str = "nova") -> list[dict]:
+    """The services a simulated cell reports (os-availability-zone): its compute hosts in
+    ``zone``, its conductor and scheduler in nova's internal zone; all up and enabled."""
+    now = _now()
+    version = time.time_ns() // 1000
+    services = [{"host": "%s-compute-%d" % (name, i), "binary": "nova-compute", "zone": zone}
+                for i in range(1, hosts + 1)]
+    services += [{"host": "%s-conductor" % name, "binary": "nova-conductor"},
+                 {"host": "%s-scheduler" % name, "binary": "nova-scheduler"}]
+    return [contract.service_upsert(dict(svc, up=True, disabled=False, updated_at=now),
+                                    version) for svc in services]
 
 
 class SimCell:
@@ -107,6 +150,8 @@ class SimCell:
     def take(self, cast: dict, token=None) -> bool:
         """Schedule a cast's workflow; False if it is a duplicate (at-least-once delivery)."""
         uuid, version = cast["id"], cast["version"]
+        if cast.get("call_id"):
+            return self._call(cast, token)
         if self.seen.get(uuid, 0) >= version and cast["cast"] != "terminate_instance":
             return False
         self.seen[uuid] = max(self.seen.get(uuid, 0), version)
@@ -115,14 +160,33 @@ class SimCell:
         if cast["cast"] == "terminate_instance":
             self._cancel(uuid)
         steps = _WORKFLOWS.get(cast["cast"], lambda c, _: [])(cast, self)
+        steps = _with_events(cast, steps, self)
         self.versions[uuid] = max(self.versions.get(uuid, 0), version)
         at = time.monotonic()
         self.pending[token] = len(steps)
         first = self.full_first and cast["cast"] == "build_and_run_instance"
+        real = next((i for i, (_d, ch) in enumerate(steps)
+                     if not (isinstance(ch, dict) and EVENT in ch)), 0)
         for i, (delay, change) in enumerate(steps):
             at += delay * self.step
             heapq.heappush(self.heap, (at, next(self.order), uuid, change, token,
-                                       cast if first and i == 0 else None))
+                                       cast if first and i == real else None))
+        return True
+
+    def _call(self, cast, token) -> bool:
+        """A call (os-getConsoleOutput): answered one step later with a ``call.reply``."""
+        inst = cast["instance"]
+        lines = ["[    0.000000] Linux version 6.1.0 (fastnova simulated cell %s)" % self.name,
+                 "[    1.234567] Booting %s on %s" % (inst["id"], inst.get("host") or "?"),
+                 "%s login: " % (inst.get("hostname") or "server")]
+        tail = (cast.get("args") or {}).get("tail_length")
+        if tail is not None:
+            lines = lines[-tail:] if tail else []
+        reply = {CALL: {"call_id": cast["call_id"], "output": "\n".join(lines) + "\n"
+                        if lines else ""}}
+        self.pending[token] = 1
+        heapq.heappush(self.heap, (time.monotonic() + self.step, next(self.order), inst["id"],
+                                   reply, token, None))
         return True
 
     def _cancel(self, uuid):
@@ -157,6 +221,13 @@ class SimCell:
 
     def _update(self, uuid, change, full) -> dict:
         version = max(self.versions.get(uuid, 0) + 1, time.time_ns() // 1000)
+        if isinstance(change, dict) and CALL in change:
+            reply = dict(change[CALL])
+            return contract.call_reply(reply.pop("call_id"), version, reply)
+        if isinstance(change, dict) and EVENT in change:
+            event = dict(change[EVENT])
+            event["finish_time" if event.pop("finish", False) else "start_time"] = _now_us()
+            return contract.action_event(uuid, version, event)
         self.versions[uuid] = version
         if change == DELETE:
             self.gone.add(uuid)

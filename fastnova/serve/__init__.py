@@ -44,8 +44,10 @@ def run_in_child(fn, *args) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def fill_demo(data_dir: str, count: int, seed: int = 0) -> int:
-    """Create the store if needed; fill it with ``count`` demo servers if it has none."""
+def fill_demo(data_dir: str, count: int, seed: int = 0, embedded_cell: bool = False) -> int:
+    """Create the store if needed; fill it with ``count`` demo servers if it has none.  With
+    the embedded simulated cell, its services are reported (through the feed's contract and
+    applier) so that availability zones list its hosts from the start."""
     from fastnova import demo
     from fastnova.store.writer import StoreWriter
 
@@ -61,10 +63,21 @@ def fill_demo(data_dir: str, count: int, seed: int = 0) -> int:
             progress.close()
         elif count:
             LOG.info("store already holds %d servers; --demo leaves it as it is", have)
+        if embedded_cell:
+            _report_sim_services(writer)
         writer.env.sync(True)
     finally:
         writer.close()
     return 0
+
+
+def _report_sim_services(writer):
+    from cellfeed import contract
+    from cellfeed.applier import apply_update
+    from fastnova.outbound.simcell_embedded import service_updates
+    with writer.batch() as b:
+        for update in contract.decode(contract.encode(service_updates())):
+            apply_update(b, update)
 
 
 def check_commands(args) -> str | None:
@@ -117,7 +130,9 @@ def serve(args) -> int:
     except (ValueError, OSError) as exc:
         LOG.error("configuration: %s", exc)
         return 2
-    code = run_in_child(fill_demo, args.data_dir, args.demo)
+    embedded_cell = (not getattr(args, "amqp", None)
+                     and getattr(args, "commands", "local") == "local")
+    code = run_in_child(fill_demo, args.data_dir, args.demo, 0, embedded_cell)
     if code != 0:
         LOG.error("could not prepare the store in %s", args.data_dir)
         return code

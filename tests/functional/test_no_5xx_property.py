@@ -37,12 +37,28 @@ ODD_VALUES = ["", " ", "0", "-1", "1e3", "+5", "1_000", "99999999999999999999999
 GET_PATHS = ["/v2.1/servers", "/v2.1/servers/detail", "/v2.1/servers/{id}", "/v2.1/flavors",
              "/v2.1/flavors/detail", "/v2.1/flavors/1", "/v2.1/flavors/{id}", "/v2.1/limits",
              "/v2.1/servers/{id}/metadata", "/v2.1/servers/{id}/tags", "/v2/servers",
-             "/v2.1/{project}/servers/detail"]
+             "/v2.1/{project}/servers/detail",
+             # issue 20's resources (fastnova.resources)
+             "/v2.1/os-keypairs", "/v2.1/os-keypairs/{id}", "/v2.1/os-availability-zone",
+             "/v2.1/os-availability-zone/detail", "/v2.1/servers/{id}/ips",
+             "/v2.1/servers/{id}/ips/private", "/v2.1/servers/{id}/os-instance-actions",
+             "/v2.1/servers/{id}/os-instance-actions/{id}", "/v2.1/os-server-groups",
+             "/v2.1/os-server-groups/{id}", "/v2.1/os-quota-sets/{project}",
+             "/v2.1/os-quota-sets/{project}/detail", "/v2.1/os-quota-sets/{project}/defaults",
+             "/v2.1/os-simple-tenant-usage", "/v2.1/os-simple-tenant-usage/{project}",
+             "/v2.1/flavors/1/os-extra_specs", "/v2.1/flavors/1/os-extra_specs/{id}",
+             "/v2.1/flavors/1/os-flavor-access"]
 BODY_ROUTES = [("POST", "/v2.1/servers"), ("PUT", "/v2.1/servers/{id}"),
                ("POST", "/v2.1/servers/{id}/action"), ("PUT", "/v2.1/servers/{id}/metadata"),
                ("POST", "/v2.1/servers/{id}/metadata"), ("PUT", "/v2.1/servers/{id}/tags"),
-               ("PUT", "/v2.1/servers/{id}/metadata/k")]
-BODY_KEYS = ["server", "name", "imageRef", "flavorRef", "metadata", "reboot", "type",
+               ("PUT", "/v2.1/servers/{id}/metadata/k"),
+               ("POST", "/v2.1/os-keypairs"), ("POST", "/v2.1/os-server-groups"),
+               ("PUT", "/v2.1/os-quota-sets/{project}"), ("POST", "/v2.1/flavors"),
+               ("POST", "/v2.1/flavors/1/os-extra_specs"), ("POST", "/v2.1/flavors/1/action"),
+               ("PUT", "/v2.1/flavors/{id}"), ("PUT", "/v2.1/flavors/1/os-extra_specs/{id}")]
+BODY_KEYS = ["server", "keypair", "server_group", "quota_set", "flavor", "extra_specs",
+             "addTenantAccess", "os-getConsoleOutput", "public_key", "policies", "policy",
+             "server", "name", "imageRef", "flavorRef", "metadata", "reboot", "type",
              "resize", "rebuild", "lock", "locked_reason", "tags", "meta", "min_count",
              "max_count", "networks", "os-stop", "os-start", "createImage", "description",
              "key_name", "adminPass", "block_device_mapping_v2", "user_data"]

@@ -132,7 +132,7 @@ def test_ordering_by_updated_at_then_emission():
 
 def test_unrelated_and_malformed():
     assert decoded("aggregate-create-end") == []
-    assert decoded("service-update") == []
+    assert decoded("keypair-create-end") == []
     with pytest.raises(C.ContractError):
         N.decode(b"not json")
     with pytest.raises(C.ContractError):
@@ -259,3 +259,14 @@ def _wait(cond, timeout=20.0):
             last = exc
         time.sleep(0.05)
     raise AssertionError("condition not met within %.0fs (%r)" % (timeout, last))
+
+
+def test_service_update_reports_a_zone_host():
+    """service.update (os-availability-zone's source beside a real nova)."""
+    updates = decoded("service-update")
+    assert [u["kind"] for u in updates] == [C.SERVICE_UPSERT]
+    svc = updates[0]["service"]
+    payload = sample("service-update")["payload"]["nova_object.data"]
+    assert svc["host"] == payload["host"] and svc["binary"] == payload["binary"]
+    assert svc["disabled"] is payload["disabled"] and svc["up"] is not payload["forced_down"]
+    assert updates[0]["id"] == "%s/%s" % (payload["host"], payload["binary"])

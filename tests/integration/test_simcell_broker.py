@@ -79,3 +79,29 @@ def _wait(predicate, timeout=60.0):
     while not predicate():
         assert time.monotonic() < deadline
         time.sleep(0.2)
+
+
+def test_console_events_and_zones_through_the_broker(stack):
+    """Issue 20 over the real cell path: the console output is a call the cell-sim answers
+    (call.reply through cellfeed), its instance action events arrive as action.event updates,
+    and its hosts as service.upsert."""
+    from novaclient import client
+    from keystoneauth1 import session
+    from keystoneauth1.token_endpoint import Token
+    sess = session.Session(auth=Token(srv_url(stack) + "/v2.1", "demo:" + PROJECT))
+    nova = client.Client("2.84", session=sess, endpoint_override=srv_url(stack) + "/v2.1")
+    server = nova.servers.create("co-vm", IMAGE, "1", nics="none")
+    _wait(lambda: nova.servers.get(server.id).status == "ACTIVE")
+    output = nova.servers.get_console_output(server.id, length=1)
+    assert output.strip().endswith("login:")
+
+    def finished():
+        acts = nova.instance_action.list(server.id)
+        if not acts:
+            return False
+        act = nova.instance_action.get(server.id, acts[0].request_id)
+        return bool(act.events) and all(e["finish_time"] for e in act.events)
+    _wait(finished)
+    zones = {z.zoneName for z in nova.availability_zones.list(detailed=False)}
+    assert "nova" in zones
+    nova.servers.delete(server.id)

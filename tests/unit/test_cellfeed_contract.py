@@ -17,12 +17,20 @@ def test_round_trip_of_every_kind():
     updates = [C.server_upsert(server(U, 3)), C.server_patch(U, 4, {"vm_state": "stopped"}),
                C.server_delete(U, 5, "2024-05-02T10:00:00+02:00"),
                C.flavor_upsert({"id": 42, "name": "f", "vcpus": 1, "ram": 1, "disk": 1}, 1),
-               C.flavor_delete("42", 2)]
+               C.flavor_delete("42", 2),
+               C.service_upsert({"host": "h1", "binary": "nova-compute", "zone": "z",
+                                 "updated_at": "2024-05-02T10:00:00Z"}, 1),
+               C.action_event(U, 6, {"request_id": "req-1", "event": "compute_start_instance",
+                                     "start_time": "2024-05-02T10:00:00Z"}),
+               C.call_reply("call-1", 1, {"output": "boot"})]
     decoded = C.decode(C.encode(updates))
     assert [u["kind"] for u in decoded] == list(C.KINDS)
     assert decoded[0]["server"]["version"] == 3 and decoded[0]["server"]["metadata"] == {}
     assert decoded[2]["deleted_at"] == "2024-05-02T08:00:00.000000"
     assert decoded[3]["flavor"]["id"] == "42"
+    assert decoded[5]["id"] == "h1/nova-compute"
+    assert decoded[5]["service"]["updated_at"] == "2024-05-02T10:00:00.000000"
+    assert decoded[6]["event"]["start_time"] == "2024-05-02T10:00:00.000000"
     assert C.routing_key(updates) == "batch" and C.routing_key(updates[1]) == "server.patch"
 
 
