@@ -76,6 +76,10 @@ def parse_args(argv=None):
                    help="cell updates per second during show_under_feed (default 1000)")
     p.add_argument("--feed-nice", type=int, default=None, metavar="N",
                    help="serve --feed-nice during show_under_feed (default: serve's own)")
+    p.add_argument("--access-log-compare", action="store_true",
+                   help="also run a second fastnova writing its access log to a file, as server "
+                        "'fastnova+log', taking turns with the others (e.g. --scenarios show "
+                        "--concurrency 64: the target is >= 0.95x of 'fastnova')")
     p.add_argument("--commit", default=None, metavar="REV",
                    help="run a built snapshot of this commit (git archive, cached) instead")
     return p.parse_args(argv)
@@ -88,17 +92,18 @@ def log(msg: str) -> None:
 # -- fastnova --------------------------------------------------------------------------------
 
 
-def start_fastnova(ps: Procs, store: str, workers: int, cpus: str, tmp: str, src: str):
+def start_fastnova(ps: Procs, store: str, workers: int, cpus: str, tmp: str, src: str,
+                   extra=(), name="fastnova"):
     port = procs.free_port()
     cmd = [sys.executable, "-m", "fastnova.cli", "serve", "--bind", "127.0.0.1:%d" % port,
-           "--workers", str(workers), "--data-dir", store, "--log-level", "WARNING"]
-    proc = ps.start(cmd, cpus=cpus, log_path=os.path.join(tmp, "fastnova.log"), cwd=src)
+           "--workers", str(workers), "--data-dir", store, "--log-level", "WARNING", *extra]
+    proc = ps.start(cmd, cpus=cpus, log_path=os.path.join(tmp, name + ".log"), cwd=src)
     base = "http://127.0.0.1:%d" % port
     try:
         procs.wait_http(base + "/", proc)
         _wait_workers(proc.pid, workers)
     except RuntimeError:
-        log("fastnova log:\n" + _tail(os.path.join(tmp, "fastnova.log")))
+        log("fastnova log:\n" + _tail(os.path.join(tmp, name + ".log")))
         raise
     return proc, base
 
@@ -194,7 +199,7 @@ def drive(base: str, script: str, args, concurrency: int, warm: bool = True,
 
 
 def run_scenario(ps: Procs, args, tmp: str, store: int, scenario, fastnova: str,
-                 ids: list[str]) -> tuple[dict, list[dict]]:
+                 ids: list[str], more: dict | None = None) -> tuple[dict, list[dict]]:
     token = token_for(scenario, scenarios.ADMIN_TOKEN, scenarios.MEMBER_TOKEN)
     paths = scenario.paths("", ids)
     bodies = fetch_bodies(fastnova, paths, token)
@@ -215,8 +220,8 @@ def run_scenario(ps: Procs, args, tmp: str, store: int, scenario, fastnova: str,
         refs = start_references(ps, _reference_names(args), root, args.server_cpus, sdir,
                                 started)
         check_same_bytes(refs, bodies, token)
-        rows = _measure_all(args, script, dict(fastnova=fastnova, **refs), scenario, store,
-                            note, client)
+        rows = _measure_all(args, script, dict(fastnova=fastnova, **(more or {}), **refs),
+                            scenario, store, note, client)
     finally:
         for proc in started:
             ps.stop(proc)
@@ -257,8 +262,15 @@ def run_store(args, tmp: str, store: int, chosen, out: dict) -> None:
     ids = scenarios.demo_ids(store)
     with Procs() as ps:
         proc, base = start_fastnova(ps, data_dir, 1, args.server_cpus, tmp, args.src)
+        more = {}
+        if args.access_log_compare:
+            # The same store and core, its access log on (to a file): the cost of the log.
+            access = os.path.join(tmp, "access-%d.log" % store)
+            _p, more["fastnova+log"] = start_fastnova(
+                ps, data_dir, 1, args.server_cpus, tmp, args.src,
+                extra=("--access-log", access), name="fastnova-log")
         for scenario in chosen:
-            info, (rows, turns) = run_scenario(ps, args, tmp, store, scenario, base, ids)
+            info, (rows, turns) = run_scenario(ps, args, tmp, store, scenario, base, ids, more)
             out["scenarios"].setdefault(scenario.name, {})[str(store)] = info
             out["runs"].extend(rows)
             out["rounds"].extend(turns)

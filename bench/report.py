@@ -143,6 +143,11 @@ def _store_targets(idx, store) -> list[list[str]]:
                      "%.0f vs %.0f = %.2fx%s" % (fn["rps"], ng["rps"], r, _rounds_note(
                          fn, "rps", lambda v: v >= TARGET_SHOW_RATIO)),
                      _verdict(r >= TARGET_SHOW_RATIO)])
+    logged = idx.get((store, "show", "fastnova+log", 64))
+    if fn and logged:          # --access-log-compare: the access log's cost, same run
+        r = logged["rps"] / fn["rps"]
+        rows.append(["show c=64 with the access log ≥ 0.95x without", str(store),
+                     "%.0f vs %.0f = %.2fx" % (logged["rps"], fn["rps"], r), _verdict(r >= 0.95)])
     fn8, ng8 = idx.get((store, "show", "fastnova", 8)), idx.get((store, "show", "nginx", 8))
     if fn8:
         rows.append(["show p50 < %.1f ms at c=8" % TARGET_P50_MS, str(store),

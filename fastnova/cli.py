@@ -76,6 +76,11 @@ def settings_for(args) -> config.Settings:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        # Before the environment changes: setproctitle can only take over the argv area while
+        # the environment's strings still sit right after it.
+        from fastnova.serve.glue import set_title
+        set_title("master")
     try:
         settings = settings_for(args)
     except config.ConfigError as exc:

@@ -312,8 +312,10 @@ def install(settings: Settings) -> Settings:
     global _INSTALLED
     _INSTALLED = settings
     for opt in OPTS:
-        if opt.export and settings.source(opt.name) != "default":
-            os.environ[opt.env] = opt.show(settings.get(opt.name))
+        value = opt.show(settings.get(opt.name))
+        if opt.export and settings.source(opt.name) != "default" and \
+                os.environ.get(opt.env) != value:
+            os.environ[opt.env] = value
     return settings
 
 

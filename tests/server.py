@@ -50,8 +50,9 @@ class Server:
             return f.read()
 
     def worker_pids(self) -> set[int]:
-        """Live children of the master (workers), read from /proc."""
-        return children_of(self.pid)
+        """Live children of the master that are workers (not the metrics process, cellfeed or
+        the forwarder: their process titles say so), read from /proc."""
+        return {pid for pid in children_of(self.pid) if not _other_child(pid)}
 
     def ready_pids(self) -> set[int]:
         ready = {int(p) for p in re.findall(r"worker (\d+) ready", self.log())}
@@ -165,6 +166,15 @@ def children_of(ppid: int) -> set[int]:
         if int(fields[1]) == ppid and fields[0] != "Z":
             out.add(int(name))
     return out
+
+
+def _other_child(pid: int) -> bool:
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            title = f.read()
+    except OSError:
+        return False
+    return title.startswith(b"fastnova: ") and not title.startswith(b"fastnova: worker")
 
 
 def _kill(pid):

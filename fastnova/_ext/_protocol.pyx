@@ -14,6 +14,7 @@ import httptools
 
 from fastnova.api.app import LOG, Request
 from fastnova._ext._fastpath cimport FastShow, Span
+from fastnova._ext._observe cimport Recorder
 from fastnova.api.http1 import (CONTINUE, DEFAULT_LIMITS, SLICE, _Reject, canned,
                                 parse_error_status, split_target)
 
@@ -227,10 +228,18 @@ cdef inline bytes _joined(bytes seen, bytes value):
     return value if seen is None else seen + b", " + value
 
 
+cdef int SERVER_SHOW = 12            # fastnova.api.router.SERVER_SHOW (metrics' route label)
+cdef inline object _value(Span s):
+    return None if s.n < 0 else PyBytes_FromStringAndSize(s.p, s.n)
+
+
 cdef class HttpProtocol:
     cdef public object app, loop, stats, limits, transport, parser
     cdef public object pending, waiting, mark
     cdef FastShow fast
+    cdef Recorder rec                 # the worker's counters and access log (None in tests)
+    cdef long long t0                 # when the bytes being answered arrived (us, monotonic)
+    cdef object peer                  # the client's address, for the access log
     cdef bint keep_raw
     cdef object get_method, keep_alive_fn, write_fn, feed_fn
     cdef bytes url
@@ -258,6 +267,9 @@ cdef class HttpProtocol:
         self.app = app
         self.loop = loop
         self.stats = stats
+        self.rec = stats if isinstance(stats, Recorder) else None
+        self.t0 = 0
+        self.peer = "-"
         self.limits = limits
         self.max_url = limits.max_url
         self.max_head = limits.max_head
@@ -305,6 +317,9 @@ cdef class HttpProtocol:
         self.since = self.loop.time()
         if self.stats is not None:
             self.stats.connections += 1
+        if self.rec is not None and self.rec.logging:
+            peer = transport.get_extra_info("peername")
+            self.peer = peer[0] if peer else "-"
 
     def connection_lost(self, exc):
         self.closing = True
@@ -348,6 +363,8 @@ cdef class HttpProtocol:
                 self._answer(item)
 
     def data_received(self, data):
+        if self.rec is not None:
+            self.t0 = self.rec.now()
         if self.closing or self.failed:
             return
         if type(data) is not bytes:
@@ -578,11 +595,17 @@ cdef class HttpProtocol:
             return False
         if answer is None:
             return False
+        # Counted before it leaves: a client that has its answer finds it counted.
+        if self.rec is not None:
+            self.rec.record(SERVER_SHOW, answer, self.t0)
+            if self.rec.logging:
+                self.rec.log(self.peer, b"GET", PyBytes_FromStringAndSize(q.url, q.url_n),
+                             answer, self.t0, _value(q.token))
+        elif self.stats is not None:
+            self.stats.requests += 1
         self.write_fn(answer)
         self.answered += 1
         self.quick += 1
-        if self.stats is not None:
-            self.stats.requests += 1
         if not q.keep_alive:
             self._close()
         return True
@@ -604,10 +627,14 @@ cdef class HttpProtocol:
             return False
         if answer is None:
             return False
+        if self.rec is not None:
+            self.rec.record(SERVER_SHOW, answer, self.t0)
+            if self.rec.logging:
+                self.rec.log(self.peer, b"GET", self.url, answer, self.t0, self.token)
+        elif self.stats is not None:
+            self.stats.requests += 1
         self.write_fn(answer)
         self.answered += 1
-        if self.stats is not None:
-            self.stats.requests += 1
         if not keep_alive:
             self._close()
         return True
@@ -630,10 +657,15 @@ cdef class HttpProtocol:
         self._resume()
 
     cdef void _write(self, bytes answer, req) except *:
+        if self.rec is not None:
+            self.rec.record(req.route, answer, self.t0)
+            if self.rec.logging:
+                self.rec.log(self.peer, req.method, req.path + ("?" + req.query if req.query
+                             else ""), answer, self.t0, req.token)
+        elif self.stats is not None:
+            self.stats.requests += 1
         self.transport.write(answer)
         self.answered += 1
-        if self.stats is not None:
-            self.stats.requests += 1
         if not req.keep_alive:
             self._close()
 

@@ -13,7 +13,7 @@ import logging
 import re
 from urllib.parse import unquote
 
-from fastnova.api import errors, flavors, front, media, router, servers, versions
+from fastnova.api import errors, flavors, front, health, media, router, servers, versions
 from fastnova.commands import (actions as cmd_actions, create as cmd_create,
                                limits as cmd_limits, metadata as cmd_metadata,
                                servers as cmd_servers, tags as cmd_tags)
@@ -89,12 +89,13 @@ class Request:
 
     __slots__ = ("method", "path", "query", "host", "token", "mv_header", "mv_legacy",
                  "keep_alive", "body", "content_type", "raw_headers", "accept", "service_token",
-                 "rid")
+                 "rid", "route")
 
     def __init__(self, method="GET", path="/", query="", host=None, token=None,
                  mv_header=None, mv_legacy=None, keep_alive=True, body=b"", content_type=None,
                  raw_headers=(), accept=None, service_token=None):
         self.accept = accept
+        self.route = 0                      # the router's kind once routed (metrics' label)
         self.rid = None         # this request's id (req-<uuid>), set when it is handled
         self.service_token = service_token
         self.body = body
@@ -174,6 +175,7 @@ class App:
         self._links = Memo(Links)
         self._media = Memo(media.negotiate)
         self.fast = _fast_path(self)
+        self.health = health.Health(self)
 
     def forget_callers(self) -> None:
         """The policy file changed: callers' memoised identities and answers go."""
@@ -198,7 +200,7 @@ class App:
         try:
             answer = self._dispatch(req)
         except Exception as exc:  # a bug must cost one 500, never the worker
-            answer = self._error(req, exc)
+            answer = self._error(req, exc, rid)
         if type(answer) is not tuple and inspect.isawaitable(answer):
             return self._finish(req, rid, answer)
         return self._frame(req, rid, answer)
@@ -207,7 +209,7 @@ class App:
         try:
             answer = await pending
         except Exception as exc:
-            answer = self._error(req, exc)
+            answer = self._error(req, exc, rid)
         return self._frame(req, rid, answer)
 
     def _frame(self, req, rid, answer) -> bytes:
@@ -222,10 +224,12 @@ class App:
                      head_only=req.method == "HEAD")
 
     @staticmethod
-    def _error(req, exc):
+    def _error(req, exc, rid=b"-"):
         if isinstance(exc, errors.ApiError):
             return exc.status, exc.body, exc.content_type, getattr(exc, "extra", b"")
-        LOG.error("unexpected error answering %s %s", req.method, req.path, exc_info=exc)
+        # The request id, as the client got it in x-openstack-request-id, ties the two.
+        LOG.error("[%s] unexpected error answering %s %s", rid.decode("latin-1"), req.method,
+                  req.path, exc_info=exc)
         body = errors.fault_body(500, "Unexpected API Error. Please report this at "
                                       "http://bugs.launchpad.net/nova/ and attach the Nova "
                                       "API log if possible.")
@@ -244,7 +248,11 @@ class App:
 
     def _dispatch(self, req: Request):
         path = router.normalize(unquote(req.path) if "%" in req.path else req.path)
+        if path in health.PATHS:
+            req.route = health.ROUTE
+            return self.health.answer(req)
         rt = router.route(req.method, path)
+        req.route = rt.kind
         kind = rt.kind
         if kind in (router.VERSION_LIST, router.VERSION_CHOICES) and \
                 (req.accept or req.content_type):

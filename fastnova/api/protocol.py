@@ -61,6 +61,10 @@ class HttpProtocol:
         self.app = app
         self.loop = loop
         self.stats = stats
+        # The worker's recorder (fastnova.serve.observe): counters and the access log.
+        self.rec = stats if hasattr(stats, "record") else None
+        self.t0 = 0
+        self.peer = "-"
         self.limits = limits
         self.transport = None
         self.parser = httptools.HttpRequestParser(self)
@@ -101,6 +105,9 @@ class HttpProtocol:
         self.since = self.loop.time()
         if self.stats is not None:
             self.stats.connections += 1
+        if self.rec is not None and self.rec.logging:
+            peer = transport.get_extra_info("peername")
+            self.peer = peer[0] if peer else "-"
 
     def connection_lost(self, exc):
         self.closing = True
@@ -146,6 +153,8 @@ class HttpProtocol:
                 self._answer(item)
 
     def data_received(self, data):
+        if self.rec is not None:
+            self.t0 = self.rec.now()
         data = bytes(data)
         if self.held:                  # reading was paused; keep the order
             self.held += data
@@ -341,10 +350,16 @@ class HttpProtocol:
         self._resume()
 
     def _write(self, answer, req):
+        rec = self.rec
+        if rec is not None:            # before it leaves: a client with its answer finds it
+            rec.record(req.route, answer, self.t0)
+            if rec.logging:
+                rec.log(self.peer, req.method, req.path + ("?" + req.query if req.query else ""),
+                        answer, self.t0, req.token)
+        elif self.stats is not None:
+            self.stats.requests += 1
         self.transport.write(answer)
         self.answered += 1
-        if self.stats is not None:
-            self.stats.requests += 1
         if not req.keep_alive:
             self._close()
 

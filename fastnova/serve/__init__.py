@@ -19,9 +19,11 @@ import socket
 import sys
 from types import SimpleNamespace
 
+from fastnova.serve import metrics
 from fastnova.serve.master import GRACEFUL_TIMEOUT, Master, bind
 
 LOG = logging.getLogger("fastnova")
+EX_PORT_TAKEN = 98     # EADDRINUSE's number: the listen address is taken
 FEED_NICE = 10          # cellfeed's niceness above the workers' (serve --feed-nice)
 
 
@@ -142,6 +144,12 @@ def auth_options(args):
 
 
 def serve(args) -> int:
+    from fastnova.serve.glue import PortTaken, refuse_taken_port
+    try:
+        refuse_taken_port(*args.bind)
+    except PortTaken as exc:
+        LOG.error("%s", exc)
+        return EX_PORT_TAKEN
     problem = check_commands(args)
     if problem:
         LOG.error("%s", problem)
@@ -171,9 +179,23 @@ def serve(args) -> int:
         header_timeout=getattr(args, "header_timeout", None),
         keepalive_timeout=getattr(args, "keepalive_timeout", None),
         max_connections=getattr(args, "max_connections", None),
-        graceful_timeout=graceful)
+        graceful_timeout=graceful, access_log=getattr(args, "access_log", None),
+        metrics_area=metrics.Area())
+    children = command_children(args) + metrics_children(args, options)
     return Master(listeners, options, args.workers, timeout=args.timeout,
-                  graceful_timeout=graceful, children=command_children(args)).run()
+                  graceful_timeout=graceful, children=children).run()
+
+
+def metrics_children(args, options) -> list:
+    """The metrics process, when --metrics-bind names its address (bound here, so a taken
+    port stops the start)."""
+    bind_to = getattr(args, "metrics_bind", None)
+    if not bind_to:
+        return []
+    from fastnova.serve import scrape
+    sock = scrape.listen(*bind_to)
+    LOG.info("metrics on http://%s:%d/metrics", bind_to[0], sock.getsockname()[1])
+    return [scrape.child(sock, options.metrics_area, args.data_dir)]
 
 
 def command_children(args) -> list:

@@ -36,6 +36,7 @@ import socket
 import tempfile
 import time
 
+from fastnova.serve.glue import Notifier, set_title
 from fastnova.serve.restarts import RestartPolicy
 
 LOG = logging.getLogger("fastnova.master")
@@ -97,9 +98,10 @@ def bind(host: str, port: int) -> Listeners:
 
 
 class WorkerInfo:
-    __slots__ = ("pid", "slot", "heartbeat", "started", "ready", "retiring", "termed")
+    __slots__ = ("pid", "slot", "heartbeat", "started", "ready", "retiring", "termed", "mslot")
 
-    def __init__(self, pid, slot, heartbeat):
+    def __init__(self, pid, slot, heartbeat, mslot=None):
+        self.mslot = mslot             # its slot of the metrics region (fastnova.serve.metrics)
         self.pid = pid
         self.slot = slot
         self.heartbeat = heartbeat
@@ -128,6 +130,9 @@ class Master:
         os.set_blocking(self.pipe_w, False)
         self.boot_failures = 0
         self.stopping = False
+        self.notifier = Notifier()
+        self.metrics = getattr(options, "metrics_area", None)
+        self.announced = False         # READY=1 sent for the current generation
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -146,6 +151,7 @@ class Master:
 
     def run(self) -> int:
         self._install_signals()
+        set_title("master")
         LOG.info("master %d listening on %s:%d with %d workers", os.getpid(),
                  self.listeners.host, self.listeners.port, self.wanted)
         for name, start in self.children:
@@ -172,6 +178,21 @@ class Master:
             self._check_heartbeats()
             self._retire_when_ready()
             self._spawn_missing()
+            self._announce()
+            self.notifier.tick()
+
+    def _announce(self):
+        """READY=1 once every wanted worker of the current generation serves (again, after a
+        reload, once the old generation is told to drain)."""
+        if self.announced:
+            return
+        current = self._current()
+        if len(current) < self.wanted or not all(w.ready for w in current):
+            return
+        if any(w.retiring and not w.termed for w in self.workers.values()):
+            return
+        self.announced = True
+        self.notifier.ready(len(current))
 
     def _handle(self, sig):
         if sig == signal.SIGTERM:
@@ -217,20 +238,23 @@ class Master:
         fd, hb = tempfile.mkstemp(prefix="fastnova-hb-")
         os.close(fd)
         os.utime(hb, (0, 0))           # mtime 0 = "not ready"; the worker's first beat sets it
+        mslot = self.metrics.take() if self.metrics is not None else None
         pid = os.fork()
         if pid == 0:
             code = WORKER_BOOT_ERROR
             try:
+                self.options.metrics_slot = mslot
                 os.close(self.pipe_r)
                 os.close(self.pipe_w)
                 self.listeners.close_others(slot)
+                set_title("worker %d" % slot)
                 # Imported here, after fork: the worker module brings the store (lmdb) and the
                 # event loop (uvloop), which the master must never load (fork-clean).
                 from fastnova.serve.worker import worker_main
                 code = worker_main(sock, self.options, hb)
             finally:
                 os._exit(code)
-        self.workers[pid] = WorkerInfo(pid, slot, hb)
+        self.workers[pid] = WorkerInfo(pid, slot, hb, mslot)
         LOG.info("worker %d started (slot %d)", pid, slot)
 
     def _reap(self):
@@ -255,9 +279,13 @@ class Master:
 
     def _worker_exited(self, info: WorkerInfo, code: int):
         _unlink(info.heartbeat)
+        if self.metrics is not None:
+            self.metrics.give_back(info.mslot)
         if self.stopping or (info.retiring and code == 0):
             LOG.info("worker %d exited with %d", info.pid, code)
             return
+        if self.metrics is not None:
+            self.metrics.restarted()
         if code == WORKER_BOOT_ERROR and not info.ready:
             self.boot_failures += 1
             LOG.error("worker %d failed to boot (%d in a row)", info.pid, self.boot_failures)
@@ -299,6 +327,8 @@ class Master:
                  len(old))
         for info in old:
             info.retiring = True       # TERMed by _retire_when_ready
+        self.notifier.reloading()
+        self.announced = False
         self._spawn_missing()
 
     def _retire_when_ready(self):
@@ -345,6 +375,7 @@ class Master:
                 self.listeners.close_others(None)
                 for sig in SIGNALS:
                     signal.signal(sig, signal.SIG_DFL)
+                set_title(name)
                 code = start()
             finally:
                 os._exit(code if isinstance(code, int) else 0)
@@ -357,6 +388,7 @@ class Master:
         """Close our listening sockets first (new connections are refused, not left queued),
         then TERM (drain) or QUIT (exit now) everyone, and KILL whoever outlives the deadline."""
         self.stopping = True
+        self.notifier.stopping()
         self.listeners.close_all()
         sig = signal.SIGTERM if graceful else signal.SIGQUIT
         for pid in list(self.workers) + list(self.child_pids):

@@ -47,6 +47,18 @@ LOG = logging.getLogger("fastnova.worker")
 HEARTBEAT_INTERVAL = 1.0
 
 
+def recorder(options, identity=None):
+    """This worker's counters (its slot of the master's metrics region) and access log
+    (fastnova/serve/observe.py; the compiled twin unless the pure one is chosen)."""
+    from fastnova.serve import metrics, observe
+    slot = metrics.attach(getattr(options, "metrics_area", None),
+                          getattr(options, "metrics_slot", None))
+    path = getattr(options, "access_log", None)
+    access = observe.AccessLog(path, identity) if path else None
+    cls = compiled("_observe", "Recorder") or observe.Recorder
+    return cls(slot, access)
+
+
 def max_connections(nofile: int | None = None) -> int:
     """The default per-worker connection limit: the descriptor limit (RLIMIT_NOFILE, soft) less
     what the worker needs besides connections (store, listening socket, epoll, log, database
@@ -58,14 +70,6 @@ def max_connections(nofile: int | None = None) -> int:
     return max(16, nofile - max(64, nofile // 8))
 
 
-class Stats:
-    __slots__ = ("connections", "requests")
-
-    def __init__(self):
-        self.connections = 0
-        self.requests = 0
-
-
 class Worker:
     def __init__(self, sock, options, heartbeat_path: str | None):
         self.sock = sock
@@ -75,7 +79,7 @@ class Worker:
         self.max_connections = getattr(options, "max_connections", None) or max_connections()
         self.graceful_timeout = float(getattr(options, "graceful_timeout", 30.0))
         self.protocols = set()
-        self.stats = Stats()
+        self.stats = None              # the recorder, made at boot (it may open the log)
         self.server = None
         self.loop = None
         self.reader = None
@@ -107,6 +111,7 @@ class Worker:
                   commands=getattr(self.options, "commands", "local"))
         self.fast = app.fast
         self.app = app
+        self.stats = recorder(self.options, app._identity)
         poller = edge_poller(loop)
         tracked = _Tracked if poller is not None else _UvTracked
         self.server = Acceptor(loop, self.sock,
@@ -128,6 +133,7 @@ class Worker:
             self.loop.run_forever()
         finally:
             self.reader.close()
+            self.stats.close()         # the access log's last lines
         LOG.info("worker %d stopped after %d connections, %d requests", os.getpid(),
                  self.stats.connections, self.stats.requests)
         return 0
@@ -147,6 +153,7 @@ class Worker:
             self.fast.release_if_stale()
         if self.policy.reload_if_changed():
             self.app.forget_callers()       # their policy answers were memoised
+        self.stats.tick()              # the access log's waiting lines, in one write
         now = self.loop.time()
         for proto in list(self.protocols):
             proto.check(now)
