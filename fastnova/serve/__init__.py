@@ -71,33 +71,34 @@ def fill_demo(data_dir: str, count: int, seed: int = 0, embedded_cell: bool = Fa
     return 0
 
 
+_FLAVOUR_EXIT = {"mysql": 10, "postgresql": 11}
+
+
 def stored_flavour(data_dir: str) -> str:
-    """The database flavour import-nova recorded in the store (mysql when none is): read with
-    a read-only environment opened and closed here, before any worker forks."""
-    import lmdb
-    from fastnova.store import layout as L
-    from fastnova.store.writer import store_path
-    path = store_path(data_dir)
-    if not os.path.exists(os.path.join(path, "data.mdb")):
-        return "mysql"
-    try:
-        env = lmdb.open(path, readonly=True, lock=False, max_dbs=len(L.ALL_DBS) + 2,
-                        subdir=True)
-    except lmdb.Error:
-        return "mysql"
+    """The database flavour import-nova recorded in the store (mysql when none is).  Read in a
+    short-lived child, as the store is prepared: the master opens no LMDB environment, so the
+    workers' fork inherits none (tests/functional/test_fork_clean_master.py)."""
+    code = run_in_child(_read_flavour, data_dir)
+    flavour = {v: k for k, v in _FLAVOUR_EXIT.items()}.get(code, "mysql")
+    if code in _FLAVOUR_EXIT.values():
+        LOG.info("store: answering as nova on %s (recorded by import-nova; --db-flavour "
+                 "overrides)", flavour)
+    return flavour
+
+
+def _read_flavour(data_dir: str) -> int:
+    """Child side of stored_flavour: an exit code naming the recorded flavour, 0 for none."""
+    from fastnova.store import env as store_env, layout as L
+    if not os.path.exists(os.path.join(store_env.store_path(data_dir), "data.mdb")):
+        return 0
+    env = store_env.open_env(data_dir, readonly=True)
     try:
         with env.begin() as txn:
             meta = env.open_db(L.DB_META, txn=txn, create=False)
             found = txn.get(L.META_DB_FLAVOUR, db=meta)
-    except lmdb.Error:
-        found = None
     finally:
         env.close()
-    flavour = found.decode() if found else "mysql"
-    if found:
-        LOG.info("store: answering as nova on %s (recorded by import-nova; --db-flavour "
-                 "overrides)", flavour)
-    return flavour if flavour in ("mysql", "postgresql") else "mysql"
+    return _FLAVOUR_EXIT.get(found.decode() if found else "", 0)
 
 
 def _report_sim_services(writer):

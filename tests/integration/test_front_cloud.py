@@ -15,6 +15,9 @@ import pytest
 from tests.cloud.client import call, differences, fastnova, front_of, serving, wait_for
 
 NETWORKLESS = "2.37"          # "networks": "none" needs 2.37
+# The first test pays the session cloud's start-up (keystone, placement, glance, nova: 3-7
+# minutes on a loaded 2-core machine), which pytest-timeout counts against that test.
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
