@@ -27,6 +27,7 @@ from fastnova.api import errors
 from fastnova.api.context import Context
 from fastnova.auth.cache import SharedTokenCache, digest
 from fastnova.auth.client import KeystoneClient, KeystoneUnavailable, parse_time
+from fastnova.serve import metrics
 
 LOG = logging.getLogger("fastnova.auth")
 CLAIM_LEASE = 30.0          # a worker that died mid-validation holds a token this long at most
@@ -140,6 +141,7 @@ class KeystoneAuth:
         key = digest(token, allow_expired)
         cached = self.shared.get(key, now)
         if cached is not None:
+            metrics.count("token_cache_hits")      # another worker (or an earlier life) asked
             return self._remember(token, allow_expired, *cached)
         pending = self.inflight.get(key)
         if pending is None:
@@ -158,9 +160,11 @@ class KeystoneAuth:
             await asyncio.sleep(POLL)           # another worker asks keystone: wait for it
             cached = self.shared.get(key)
             if cached is not None:
+                metrics.count("token_cache_hits")
                 return self._remember(token, allow_expired, *cached)
             if time.time() > deadline:
                 break
+        metrics.count("token_cache_misses")        # one keystone validation
         try:
             doc = await self.client.validate(token, allow_expired)
         except BaseException:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import os
 import tempfile
 import textwrap
 import time
+import urllib.request
 
 import pytest
 
@@ -123,11 +125,25 @@ def proxy(keystone):
 def srv(cloud, proxy):
     conf = cloud.config(proxy.url.rsplit("/v3", 1)[0])
     with running_server(workers=2, demo=1, extra_args=["--auth", "keystone",
-                                                       "--config-file", conf],
+                                                       "--config-file", conf,
+                                                       "--metrics-bind", "127.0.0.1:0"],
                         start_timeout=60) as s:
         s.config_path = conf
+        s.metrics_port = int(s.wait_for(lambda: re.search(
+            r"metrics on http://127.0.0.1:(\d+)/", s.log()), 30, "metrics").group(1))
         yield s
     os.unlink(conf)
+
+
+def token_metrics(srv) -> tuple[float, float]:
+    """(token_cache_hits, token_cache_misses) summed over the workers, from /metrics."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % srv.metrics_port,
+                                timeout=30) as resp:
+        text = resp.read().decode()
+    found = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                 if line.startswith("fastnova_token_cache_"))
+    return (float(found["fastnova_token_cache_hits_total"]),
+            float(found["fastnova_token_cache_misses_total"]))
 
 
 def create_server(srv, token, name):
@@ -211,11 +227,13 @@ def test_cold_tokens_cost_one_validation_each(srv, cloud, proxy):
     import concurrent.futures
     token = cloud.token("member_a")
     before = proxy.validations
+    _hits, misses = token_metrics(srv)
     with concurrent.futures.ThreadPoolExecutor(30) as pool:
         statuses = list(pool.map(lambda _i: request(srv, "GET", "/v2.1/servers", token)[0],
                                  range(30)))
     assert statuses == [200] * 30
     assert proxy.validations - before == 1
+    assert token_metrics(srv)[1] - misses == 1      # the metric counts keystone's validations
     # and it stays cached
     for _ in range(5):
         assert request(srv, "GET", "/v2.1/servers", token)[0] == 200
