@@ -24,7 +24,8 @@ import time
 from fastnova.serve import metrics as M
 
 LOG = logging.getLogger("fastnova.access")
-BATCH = 4096                   # entries waiting before a flush that does not wait for the tick
+BATCH = 256                    # entries waiting before a flush that does not wait for the tick:
+                               # formatting ~2.5 us a line, so a flush holds the loop < 1 ms
 HEAD_END = b"\r\n\r\n"
 RID_HEADER = b"x-openstack-request-id: "
 
