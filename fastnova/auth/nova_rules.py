@@ -2,7 +2,7 @@
 
 These are facts read from nova/policies/*.py (base.py, servers.py, server_metadata.py,
 server_tags.py, limits.py, lock_server.py, pause_server.py, suspend_server.py,
-extended_server_attributes.py, flavor_access.py); nova itself never enters the workers.  An
+extended_server_attributes.py, flavor_access.py, server_groups.py); nova itself never enters the workers.  An
 operator's policy.yaml overrides any of them, in oslo.policy's rule language.
 """
 from __future__ import annotations
@@ -76,6 +76,12 @@ COMPUTE = tuple((name, check, PROJECT) for name, check in (
     ("os_compute_api:os-server-tags:delete", _MEMBER),
     ("os_compute_api:os-server-tags:delete_all", _MEMBER),
     ("os_compute_api:limits", "@"),
+    # nova/policies/server_groups.py
+    ("os_compute_api:os-server-groups:create", _MEMBER),
+    ("os_compute_api:os-server-groups:delete", _MEMBER),
+    ("os_compute_api:os-server-groups:index", _READER),
+    ("os_compute_api:os-server-groups:index:all_projects", _ADMIN),
+    ("os_compute_api:os-server-groups:show", _READER),
     ("os_compute_api:limits:other_project", _ADMIN),
 ))
 

@@ -86,6 +86,7 @@ def _view(rt, txn, group: dict, minor: int) -> dict:
 # -- handlers ----------------------------------------------------------------------------------
 
 async def create(app, req, ctx, minor, args, links):
+    ctx.authorize(RULE % "create")          # nova's target: the caller's project and user
     rt = runtime.get(app)
     body = cmd.parse_body(req)
     CREATE[minor].check(body)
@@ -132,8 +133,8 @@ async def show(app, req, ctx, minor, args, links):
 
 
 def _check(ctx, group, action):
-    if not ctx.is_admin and group["project_id"] != ctx.project_id:
-        raise C.forbidden(RULE % action)
+    """nova's ``context.can(rule, target={group's project and user})``: 403 with its body."""
+    ctx.authorize(RULE % action, group["project_id"], group.get("user_id"))
 
 
 async def delete(app, req, ctx, minor, args, links):
@@ -171,7 +172,8 @@ async def index(app, req, ctx, minor, args, links):
     C.reject_unknown(q, ("all_projects", "limit", "offset"), minor)
     limit, offset = _int(q, "limit", MAX_LIMIT), _int(q, "offset", 0)
     limit = min(limit or MAX_LIMIT, MAX_LIMIT)
-    if "all_projects" in q.last and ctx.is_admin:
+    ctx.authorize(RULE % "index")
+    if "all_projects" in q.last and ctx.can(RULE % "index:all_projects"):
         prefix = ALL
     else:
         prefix = BY_PROJECT + ctx.project_id.encode() + C.SEP

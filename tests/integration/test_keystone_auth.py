@@ -183,6 +183,17 @@ def test_reader_member_admin_and_isolation(srv, cloud):
     assert json.loads(raw) == {"forbidden": {"code": 403, "message":
                                "Policy doesn't allow os_compute_api:servers:create to be "
                                "performed."}}
+    # nor a server group (nova/policies/server_groups.py: create is project_member_or_admin),
+    # which the member of the same project may create and the reader then see
+    group = {"server_group": {"name": "g", "policy": "affinity"}}      # 2.64 on
+    status, _h, raw = request(srv, "POST", "/v2.1/os-server-groups", reader_a, group)
+    assert status == 403 and b"os-server-groups:create" in raw, raw
+    status, _h, raw = request(srv, "POST", "/v2.1/os-server-groups", member_a, group)
+    assert status == 200, raw
+    gid = json.loads(raw)["server_group"]["id"]
+    assert request(srv, "GET", "/v2.1/os-server-groups/%s" % gid, reader_a)[0] == 200
+    assert request(srv, "DELETE", "/v2.1/os-server-groups/%s" % gid, reader_a)[0] == 403
+    assert request(srv, "GET", "/v2.1/os-server-groups/%s" % gid, member_b)[0] == 403
 
     # a member of A never sees B's servers: not listed, not found, no all_tenants
     listed = {s["id"] for s in json.loads(request(srv, "GET", "/v2.1/servers", member_a)[2])
