@@ -76,6 +76,8 @@ COMPUTE = tuple((name, check, PROJECT) for name, check in (
     ("os_compute_api:os-server-tags:delete", _MEMBER),
     ("os_compute_api:os-server-tags:delete_all", _MEMBER),
     ("os_compute_api:limits", "@"),
+    # nova/policies/console_output.py
+    ("os_compute_api:os-console-output", _MEMBER),
     # nova/policies/server_groups.py
     ("os_compute_api:os-server-groups:create", _MEMBER),
     ("os_compute_api:os-server-groups:delete", _MEMBER),

@@ -55,6 +55,7 @@ async def action(app, req, ctx, minor, route, links):
     if handler is console.get_output:      # waits for the cell: no snapshot held meanwhile
         with rt.begin() as txn:
             rec = common.load(rt, txn, ctx, route.arg)
+            ctx.authorize("os_compute_api:os-console-output", rec["project_id"])
             rt.check_outbox(txn)
         return await handler(rt, None, ctx, minor, links, rec, body)
     with rt.begin() as txn:

@@ -194,6 +194,10 @@ def test_reader_member_admin_and_isolation(srv, cloud):
     assert request(srv, "GET", "/v2.1/os-server-groups/%s" % gid, reader_a)[0] == 200
     assert request(srv, "DELETE", "/v2.1/os-server-groups/%s" % gid, reader_a)[0] == 403
     assert request(srv, "GET", "/v2.1/os-server-groups/%s" % gid, member_b)[0] == 403
+    # console output is project_member_or_admin (nova/policies/console_output.py)
+    status, _h, raw = request(srv, "POST", "/v2.1/servers/%s/action" % mine, reader_a,
+                              {"os-getConsoleOutput": {}})
+    assert status == 403 and b"os-console-output" in raw, raw
 
     # a member of A never sees B's servers: not listed, not found, no all_tenants
     listed = {s["id"] for s in json.loads(request(srv, "GET", "/v2.1/servers", member_a)[2])

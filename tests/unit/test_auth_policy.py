@@ -56,6 +56,7 @@ def _ctx(roles, project="p1", system=None, policy=None):
     ("os_compute_api:os-lock-server:unlock:unlock_override", False, False, True),
     ("os_compute_api:limits", True, True, True),
     ("os_compute_api:limits:other_project", False, False, True),
+    ("os_compute_api:os-console-output", False, True, True),
     ("os_compute_api:os-server-groups:create", False, True, True),
     ("os_compute_api:os-server-groups:delete", False, True, True),
     ("os_compute_api:os-server-groups:index", True, True, True),
