@@ -194,7 +194,7 @@ cdef class FastShow:
     def answer(self, req):
         """The framed 200 answer to a Request, or None: let the general path answer."""
         if req.method != "GET" or req.query or req.content_type is not None \
-                or not plain_accept(req.accept):
+                or not plain_accept(req.accept) or req.service_token is not None:
             return None
         try:
             url = req.path.encode("utf-8")

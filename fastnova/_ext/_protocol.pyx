@@ -192,6 +192,8 @@ cdef int _quick(const char* p, Py_ssize_t n, Quick* q, Py_ssize_t max_url,
                 return 0
         elif _named(name, name_n, b"content-type", 12):
             return 0                            # maybe nova's 415: the general path decides
+        elif _named(name, name_n, b"x-service-token", 15):
+            return 0                            # validated beside the user's token: likewise
         elif _named(name, name_n, b"accept", 6):
             if not (_named(p + v, vend - v, b"application/json", 16) or
                     _named(p + v, vend - v, b"*/*", 3)):
@@ -243,7 +245,7 @@ cdef class HttpProtocol:
     cdef bint keep_raw
     cdef object get_method, keep_alive_fn, write_fn, feed_fn
     cdef bytes url
-    cdef object host, token, mv_header, mv_legacy, content_type, accept
+    cdef object host, token, mv_header, mv_legacy, content_type, accept, service_token
     cdef list body, raw_headers
     cdef Py_ssize_t header_bytes, header_count, head_bytes, body_size
     cdef int line                     # LINE_* of the message being parsed, when known
@@ -300,7 +302,7 @@ cdef class HttpProtocol:
     cdef void _reset(self):
         self.url = b""
         self.host = self.token = self.mv_header = self.mv_legacy = None
-        self.content_type = self.accept = None
+        self.content_type = self.accept = self.service_token = None
         self.body = None
         self.raw_headers = None
         self.header_bytes = self.header_count = self.body_size = 0
@@ -503,6 +505,9 @@ cdef class HttpProtocol:
                 self.token = _joined(self.token, value)
             elif strncasecmp(n, b"content-type", 12) == 0:
                 self.content_type = _joined(self.content_type, value)
+        elif nlen == 15:
+            if strncasecmp(n, b"x-service-token", 15) == 0:
+                self.service_token = _joined(self.service_token, value)
         elif nlen == 6:
             if strncasecmp(n, b"accept", 6) == 0:
                 self.accept = _joined(self.accept, value)
@@ -618,6 +623,8 @@ cdef class HttpProtocol:
                                                  self.accept == b"application/json" or
                                                  self.accept == b"*/*"):
             return False        # nova's 415, vnd type or version: the general path decides
+        if self.service_token is not None:
+            return False        # keystone: both tokens are validated on the general path
         keep_alive = self.keep_alive_fn()
         try:
             answer = self.fast.answer_raw(self.url, self.token, self.mv_header, self.mv_legacy,
@@ -729,7 +736,9 @@ cdef class HttpProtocol:
                 b"" if self.body is None else b"".join(self.body),
                 None if self.content_type is None else self.content_type.decode("latin-1"),
                 () if self.raw_headers is None else self.raw_headers,
-                None if self.accept is None else self.accept.decode("latin-1"))
+                None if self.accept is None else self.accept.decode("latin-1"),
+                None if self.service_token is None else
+                self.service_token.decode("latin-1"))
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError, ValueError):
             return None
 

@@ -51,6 +51,7 @@ _WANTED = {
     b"x-openstack-nova-api-version": "mv_legacy",
     b"content-type": "content_type",
     b"accept": "accept",            # nova answers a no-route 404 by Accept (webob)
+    b"x-service-token": "service_token",    # keystone: validated beside the user's token
 }
 
 
