@@ -313,7 +313,11 @@ class Keystone:
 
     def register_service(self, service_type: str, name: str, url: str,
                          region: str = REGION) -> str:
-        """A service in the catalogue with public, internal and admin endpoints at ``url``."""
+        """A service in the catalogue with public, internal and admin endpoints at ``url``, in
+        ``region`` (made when it is new: a region of its own keeps a second compute service
+        apart from the session cloud's nova, which clients would otherwise pick)."""
+        if region != REGION:
+            self._ok("POST", "/regions", {"region": {"id": region}}, expect=(201, 409))
         sid = self._ok("POST", "/services", {"service": {"type": service_type, "name": name,
                                                          "enabled": True}})["service"]["id"]
         for iface in ("public", "internal", "admin"):
