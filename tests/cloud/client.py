@@ -121,6 +121,38 @@ def front_of(cloud, data_dir: str, queue: str, extra=(), workers: int = 2):
     args = ["--data-dir", data_dir, "--commands", "upstream", "--upstream", cloud.nova_url,
             "--amqp", cloud.amqp_url, "--feed-queue", queue, "--feed-nice", "0", *extra]
     with serving(args, workers=workers) as srv:
+        srv.data_dir = data_dir             # the store this server really serves
         srv.wait_for(lambda: "cellfeed: consuming" in srv.log() or None, timeout=60,
                      what="cellfeed to consume nova's notifications")
         yield srv
+
+
+def own_write_overtaken(data_dir: str, sid: str) -> bool:
+    """Has a notification newer than front mode's own last write of ``sid`` been applied?  (The
+    store's version of the server is no longer the one front mode marked as its own.)"""
+    import lmdb
+    import orjson
+    from fastnova.store import env as store_env, layout as L
+    env = lmdb.open(store_env.store_path(data_dir), readonly=True, lock=False,
+                    max_dbs=len(L.ALL_DBS) + 2)
+    try:
+        with env.begin() as txn:
+            raw = txn.get(sid.encode(), db=env.open_db(L.DB_RECORDS, txn=txn, create=False))
+            mark = txn.get(b"front_version:" + sid.encode(),
+                           db=env.open_db(L.DB_META, txn=txn, create=False))
+    finally:
+        env.close()
+    return raw is not None and (mark is None or orjson.loads(raw)["version"] != int(mark))
+
+
+def let_notifications_land(front, sid: str, timeout: float = 10.0) -> None:
+    """Synchronisation, not a check: wait (at most ``timeout``) until nova's notification of the
+    command just answered has overtaken front mode's own write of it.  A notification of an
+    earlier change that nova emitted within front mode's margin of the next command, and that
+    arrives after that command's write, still outranks it (fastnova/api/front.py): a client
+    issuing commands faster than notifications travel can see the earlier state until the next
+    notification.  Tests of the command path wait here between commands so that the race
+    documented there does not decide them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not own_write_overtaken(front.data_dir, sid):
+        time.sleep(0.05)

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from tests.cloud.client import call, front_of, wait_for
+from tests.cloud.client import call, front_of, let_notifications_land, wait_for
 from tests.cloud.venv import openstack_bin
 
 
@@ -56,6 +56,7 @@ def test_openstacksdk_life_cycle(nova_cloud, front):
         conn.compute.wait_for_server(server, status="ACTIVE", wait=120, interval=0.2)
         conn.compute.update_server(server, name="sdk-renamed")
         assert conn.compute.get_server(server.id).name == "sdk-renamed"
+        let_notifications_land(front, server.id)      # the rename's, before the next command
         conn.compute.set_server_metadata(server, color="blue")
         assert conn.compute.get_server(server.id).metadata == {"color": "blue"}
         conn.compute.lock_server(server)
