@@ -87,7 +87,7 @@ async def _write_through(app, req, rt, answer, sent):
     if kind in _SUB_KINDS:
         sid = rt.arg[0]
         return await _patch(app, sid, lambda rec: _sub_change(kind, rt.arg, req, answer, rec),
-                            sent)
+                            sent, sticky=True)
     if kind == router.SERVER_ACTION:
         doc, fetched = await _fetch(app, req, rt.arg)
         if doc is not None:
@@ -96,7 +96,7 @@ async def _write_through(app, req, rt, answer, sent):
 
 # -- the store writes ---------------------------------------------------------------------------
 
-async def _patch(app, sid, changes, emitted, updated=None):
+async def _patch(app, sid, changes, emitted, updated=None, sticky=False):
     """Patch a live stored server (``changes``: a dict, or a function of the stored record giving
     one), versioned as a notification of ``updated`` emitted at ``emitted`` (module doc).
     Nothing when the store does not know the server or has a newer version from nova."""
@@ -106,8 +106,10 @@ async def _patch(app, sid, changes, emitted, updated=None):
             return False
         version = _version(updated or emitted[:19], emitted)
         if version <= old["version"]:
-            if batch.get_meta(_MARK + sid.encode()) != b"%d" % old["version"]:
+            if not sticky and batch.get_meta(_MARK + sid.encode()) != b"%d" % old["version"]:
                 return False            # nova's notification is newer: it has the change
+            # sticky (metadata, tags): nova sends no notification of these changes, so a newer
+            # stored version cannot hold them; the change goes on top of it
             version = old["version"] + 1    # only our own write of the same bucket is newer
         patch = changes(old) if callable(changes) else changes
         if not patch or not batch.patch_server(sid, version, patch):
